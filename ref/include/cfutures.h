@@ -1,0 +1,766 @@
+/*
+ * cfutures.h -- Python's concurrent.futures as a C11 + pthreads library.
+ *
+ * This header is the whole public API. It reads top to bottom as the
+ * documentation: version, status map, values and errors, futures, task
+ * functions, executors (and how to write one), the thread pool, wait,
+ * as_completed and map.
+ *
+ * Conventions that hold everywhere unless a function says otherwise:
+ *  - Every function checks its arguments and returns a cf_status; a failed
+ *    call changes nothing. When a function that takes a callback fails, the
+ *    callback is never called.
+ *  - Out-parameters come last and are written only on CF_OK.
+ *  - Timeouts are seconds as a double, measured on CLOCK_MONOTONIC:
+ *    CF_FOREVER waits without limit, a value <= 0 polls (never blocks), NaN is
+ *    rejected with CF_EINVAL. A timed wait never returns CF_TIMEOUT early.
+ *  - "Python:" names the concurrent.futures call a function corresponds to.
+ *
+ * Where CPython and its documentation disagree, cfutures follows the
+ * documentation; each such place is marked "Deliberate difference".
+ */
+#ifndef CFUTURES_H
+#define CFUTURES_H
+
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------
+ * Version
+ * ------------------------------------------------------------------------ */
+
+/* The API version. The major number changes when a name, a signature or a
+ * documented behaviour changes; the minor number when something is added. */
+#define CF_VERSION_MAJOR 0
+#define CF_VERSION_MINOR 1
+#define CF_VERSION_PATCH 0
+#define CF_VERSION                                                            \
+    (CF_VERSION_MAJOR * 10000 + CF_VERSION_MINOR * 100 + CF_VERSION_PATCH)
+
+/* The version of the library actually linked, as CF_VERSION is built. */
+int cf_version(void);
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CF_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define CF_PRINTF(fmt, args)
+#endif
+
+/* ------------------------------------------------------------------------
+ * Statuses
+ *
+ * XX(name, Python exception, message). Every Python exception a
+ * concurrent.futures call can raise becomes one of these; the Python name is
+ * what a trace prints so that C and Python runs compare line by line.
+ * ------------------------------------------------------------------------ */
+
+#define CF_STATUS_MAP(XX)                                                     \
+    XX(OK, "", "success")                                                     \
+    XX(TIMEOUT, "TimeoutError", "the wait timed out")                         \
+    XX(CANCELLED, "CancelledError", "the future was cancelled")               \
+    XX(RAISED, "", "the call raised an exception; its cf_error says which")   \
+    XX(INVALID_STATE, "InvalidStateError",                                    \
+       "the future's state does not allow this operation")                    \
+    XX(SHUTDOWN, "RuntimeError",                                              \
+       "cannot schedule new futures after shutdown")                          \
+    XX(BROKEN, "BrokenExecutor",                                              \
+       "the executor is broken and cannot run calls")                         \
+    XX(EINVAL, "ValueError", "invalid argument")                              \
+    XX(NOMEM, "MemoryError", "out of memory")                                 \
+    XX(EAGAIN, "RuntimeError", "could not start a thread or process")         \
+    XX(STOP, "StopIteration", "the iterator is exhausted")                    \
+    XX(DEADLOCK, "RuntimeError",                                              \
+       "the call would wait for the calling thread itself")
+
+typedef enum cf_status {
+#define CF__STATUS_ENUM(name, py, msg) CF_##name,
+    CF_STATUS_MAP(CF__STATUS_ENUM)
+#undef CF__STATUS_ENUM
+        CF__STATUS_COUNT
+} cf_status;
+
+/* "CF_TIMEOUT" for CF_TIMEOUT; "CF_UNKNOWN_STATUS" for a value outside the
+ * enum. Never NULL; static storage. Thread-safety: any thread. */
+const char *cf_status_name(cf_status status);
+
+/* A one-line English description; same rules as cf_status_name. */
+const char *cf_status_message(cf_status status);
+
+/* The Python exception the status stands for ("TimeoutError"), or "" for
+ * CF_OK and CF_RAISED (whose exception is the call's own). Same rules. */
+const char *cf_status_python(cf_status status);
+
+/* ------------------------------------------------------------------------
+ * Timeouts
+ * ------------------------------------------------------------------------ */
+
+/* Python's timeout=None. */
+#define CF_FOREVER ((double)INFINITY)
+
+/* ------------------------------------------------------------------------
+ * Values
+ *
+ * A cf_value is what a call takes and returns: the picklable objects of
+ * Python that cross a process boundary (None, bool, int, float, bytes, str),
+ * plus a raw pointer, which thread pools accept and process pools refuse the
+ * way Python refuses an object it cannot pickle.
+ *
+ * Ownership: a value of type BYTES or STR owns its buffer; whoever holds the
+ * cf_value frees it with cf_value_free(). The other types own nothing (the
+ * memory a PTR points to stays the caller's). Copying the struct by
+ * assignment does NOT copy the buffer: use cf_value_copy().
+ * ------------------------------------------------------------------------ */
+
+typedef enum cf_type {
+    CF_TYPE_NONE = 0, /* Python None; a zeroed cf_value is None */
+    CF_TYPE_BOOL,
+    CF_TYPE_INT,    /* int64_t; Python ints beyond 64 bits do not fit */
+    CF_TYPE_DOUBLE, /* Python float */
+    CF_TYPE_BYTES,  /* Python bytes: any octets */
+    CF_TYPE_STR,    /* Python str: valid UTF-8, no NUL inside */
+    CF_TYPE_PTR     /* a raw pointer: thread pools only */
+} cf_type;
+
+typedef struct cf_value {
+    cf_type type;
+    union {
+        bool b;
+        int64_t i;
+        double d;
+        struct {
+            char *data; /* BYTES and STR; STR is also NUL-terminated */
+            size_t len; /* octets, without the terminating NUL */
+        } buf;
+        void *ptr;
+    } as;
+} cf_value;
+
+/* Values that own nothing, built in place. */
+static inline cf_value cf_none(void) {
+    cf_value v;
+    v.type = CF_TYPE_NONE;
+    v.as.i = 0;
+    return v;
+}
+static inline cf_value cf_bool(bool b) {
+    cf_value v = cf_none();
+    v.type = CF_TYPE_BOOL;
+    v.as.b = b;
+    return v;
+}
+static inline cf_value cf_int(int64_t i) {
+    cf_value v;
+    v.type = CF_TYPE_INT;
+    v.as.i = i;
+    return v;
+}
+static inline cf_value cf_double(double d) {
+    cf_value v;
+    v.type = CF_TYPE_DOUBLE;
+    v.as.d = d;
+    return v;
+}
+static inline cf_value cf_ptr(void *p) {
+    cf_value v = cf_none();
+    v.type = CF_TYPE_PTR;
+    v.as.ptr = p;
+    return v;
+}
+
+/*
+ * Makes a str value holding a copy of the NUL-terminated UTF-8 string s.
+ * Python: str
+ * out:     set on CF_OK; the caller owns it (cf_value_free).
+ * Returns: CF_OK; CF_EINVAL if s or out is NULL or s is not valid UTF-8;
+ *          CF_NOMEM.
+ * Thread-safety: any thread; does not block.
+ */
+cf_status cf_value_str(cf_value *out, const char *s);
+
+/*
+ * Makes a bytes value holding a copy of len octets at data (data may be NULL
+ * only when len is 0). Python: bytes
+ * out:     set on CF_OK; the caller owns it (cf_value_free).
+ * Returns: CF_OK, CF_EINVAL, CF_NOMEM.
+ * Thread-safety: any thread; does not block.
+ */
+cf_status cf_value_bytes(cf_value *out, const void *data, size_t len);
+
+/*
+ * Deep-copies src into out (a new buffer for BYTES and STR).
+ * Returns: CF_OK; CF_EINVAL if either is NULL or src has an unknown type;
+ *          CF_NOMEM.
+ * Thread-safety: any thread, as long as nobody frees src meanwhile.
+ */
+cf_status cf_value_copy(cf_value *out, const cf_value *src);
+
+/*
+ * Frees what v owns and sets it to None. NULL and None are accepted and do
+ * nothing, so freeing twice is harmless.
+ * Thread-safety: not on the same value from two threads.
+ */
+void cf_value_free(cf_value *v);
+
+/* True when a and b have the same type and the same contents (PTR: the same
+ * address; DOUBLE: ==, so NaN differs from itself, as in Python). */
+bool cf_value_equal(const cf_value *a, const cf_value *b);
+
+/*
+ * Writes Python's repr() of v into buf (at most size octets, always
+ * NUL-terminated when size > 0): None, True, 7, 1.5, b'a\x00', 'text'.
+ * A PTR prints as <pointer 0x...>.
+ * Returns: the length the whole repr needs, as snprintf does; -1 if v is
+ *          NULL or has an unknown type.
+ * Thread-safety: any thread.
+ */
+int cf_value_repr(const cf_value *v, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------
+ * Errors
+ *
+ * A cf_error is an exception a call raised: a Python exception type name
+ * ("ValueError") and a message. It is owned by the future (or iterator)
+ * that gives it out and lives as long as that object; callers never free it.
+ * ------------------------------------------------------------------------ */
+
+typedef struct cf_error cf_error;
+
+/* The exception's type name, e.g. "ValueError"; "" for NULL. */
+const char *cf_error_type(const cf_error *error);
+
+/* The exception's message (may be ""); "" for NULL. */
+const char *cf_error_message(const cf_error *error);
+
+/* The status a future that holds this error reports from result():
+ * CF_RAISED for an exception the call raised, CF_BROKEN when the executor
+ * broke, CF_TIMEOUT for an iterator's TimeoutError; CF_EINVAL for NULL. */
+cf_status cf_error_status(const cf_error *error);
+
+/* ------------------------------------------------------------------------
+ * Logging
+ *
+ * Where Python logs to the "concurrent.futures" logger -- a done callback
+ * that failed, an initializer that failed -- cfutures calls the log hook.
+ * ------------------------------------------------------------------------ */
+
+typedef enum cf_log_level {
+    CF_LOG_ERROR,   /* Python logging.ERROR: a failed done callback */
+    CF_LOG_CRITICAL /* Python logging.CRITICAL: a failed initializer */
+} cf_log_level;
+
+typedef void (*cf_log_fn)(cf_log_level level, const char *message,
+                          void *ctx);
+
+/*
+ * Sets the log hook; fn == NULL restores the default, which writes
+ * "cfutures: <message>\n" to stderr. The hook may be called from any thread,
+ * at any time after this returns, and never with a cfutures lock held.
+ * Returns: CF_OK.
+ * Thread-safety: any thread.
+ */
+cf_status cf_set_log_hook(cf_log_fn fn, void *ctx);
+
+/* ------------------------------------------------------------------------
+ * Futures
+ *
+ * A cf_future is a call's eventual outcome. States:
+ *
+ *     PENDING --set_running_or_notify_cancel--> RUNNING --set_*--> FINISHED
+ *        |  \_____________________ set_result / set_exception ____/^
+ *        '--cancel--> CANCELLED
+ *
+ * Futures are reference counted. Whoever receives a future from a function
+ * documented as "a new reference" owns one reference and releases it with
+ * cf_future_release() when done with it; each side (the submitter, the
+ * executor, an iterator) holds its own, so either may release first. Using a
+ * future after releasing one's last reference is undefined; a released or
+ * foreign pointer is detected where the memory still says so (CF_EINVAL).
+ *
+ * Thread-safety: every future function may be called from any thread.
+ * ------------------------------------------------------------------------ */
+
+typedef struct cf_future cf_future;
+
+/*
+ * Makes a PENDING future, for executor writers and tests.
+ * Python: Future()
+ * out:     a new reference.
+ * Returns: CF_OK, CF_EINVAL (out NULL), CF_NOMEM.
+ */
+cf_status cf_future_new(cf_future **out);
+
+/* Adds a reference. Returns CF_OK, or CF_EINVAL for NULL or a non-future. */
+cf_status cf_future_retain(cf_future *future);
+
+/* Drops a reference; the last one frees the future (and its result, error
+ * and any callbacks never called). Returns CF_OK or CF_EINVAL. */
+cf_status cf_future_release(cf_future *future);
+
+/*
+ * Attempts to cancel the call. Python: Future.cancel()
+ * Returns true if the future is now cancelled: it was PENDING (then its done
+ * callbacks run in this thread before cancel returns, and every waiter
+ * wakes), or it was already cancelled (nothing runs again). Returns false if
+ * it is RUNNING or FINISHED, or future is NULL or not a future.
+ * Deliberate difference: CPython's wait() and as_completed() keep a
+ * cancelled future in not_done until its executor dequeues it (gh-92001);
+ * here it counts as done for them at once, as the documentation says.
+ */
+bool cf_future_cancel(cf_future *future);
+
+/* Python: Future.cancelled(). False for NULL. */
+bool cf_future_cancelled(const cf_future *future);
+
+/* Python: Future.running(): executing and cannot be cancelled. False for
+ * NULL. */
+bool cf_future_running(const cf_future *future);
+
+/* Python: Future.done(): cancelled or finished. False for NULL. */
+bool cf_future_done(const cf_future *future);
+
+/*
+ * Waits for the future and gives its value. Python: Future.result(timeout)
+ * timeout: seconds; CF_FOREVER, or <= 0 to poll; NaN -> CF_EINVAL.
+ * out:     on CF_OK a copy of the value, owned by the caller (cf_value_free);
+ *          may be NULL to only wait.
+ * Returns: CF_OK; CF_RAISED or CF_BROKEN when the call failed (read the error
+ *          with cf_future_exception); CF_CANCELLED; CF_TIMEOUT; CF_NOMEM
+ *          (copying a large value); CF_EINVAL.
+ * Blocks up to timeout.
+ */
+cf_status cf_future_result(cf_future *future, double timeout,
+                           cf_value *out);
+
+/*
+ * Waits for the future and gives the error the call raised.
+ * Python: Future.exception(timeout)
+ * out:     on CF_OK the error, or NULL if the call finished without raising.
+ *          The future owns it; it lives as long as the caller's reference.
+ * Returns: CF_OK, CF_CANCELLED, CF_TIMEOUT, CF_EINVAL. Blocks up to timeout.
+ */
+cf_status cf_future_exception(cf_future *future, double timeout,
+                              const cf_error **out);
+
+/*
+ * A done callback: called once with the future (borrowed for the duration of
+ * the call) and the ctx given when it was added. Return CF_OK; any other
+ * status is logged at CF_LOG_ERROR ("exception calling callback for ...")
+ * and ignored, and the callbacks after it still run -- as Python logs and
+ * ignores an Exception raised by a callback.
+ */
+typedef cf_status (*cf_done_callback)(cf_future *future, void *ctx);
+
+/*
+ * Attaches fn(future, ctx), called when the future is cancelled or
+ * finishes. Python: Future.add_done_callback(fn)
+ * Callbacks run in the order added, each exactly once, in the thread that
+ * completes the future (the worker that ran the call, or the thread calling
+ * cancel / set_result / set_exception / shutdown(cancel_futures)), outside
+ * every cfutures lock, and after result() waiters have been woken. If the
+ * future is already done, fn runs in this thread before this returns.
+ * The future is done inside the callback. The callback may call any cfutures
+ * function, including on the same future.
+ * Returns: CF_OK, CF_EINVAL (NULL future or fn), CF_NOMEM (then fn is never
+ *          called).
+ */
+cf_status cf_future_add_done_callback(cf_future *future, cf_done_callback fn,
+                                      void *ctx);
+
+/*
+ * For executor writers and tests: marks the future as running, unless it was
+ * cancelled. Python: Future.set_running_or_notify_cancel()
+ * Returns: CF_OK (now RUNNING); CF_CANCELLED (it was cancelled: the executor
+ *          must not run the call; its callbacks already ran at cancel);
+ *          CF_INVALID_STATE if called a second time, or after set_result /
+ *          set_exception (Python raises RuntimeError there); CF_EINVAL.
+ */
+cf_status cf_future_set_running_or_notify_cancel(cf_future *future);
+
+/*
+ * For executor writers and tests: finishes the future with a copy of value,
+ * from PENDING or RUNNING. Python: Future.set_result(result)
+ * Wakes result() and wait() waiters, then runs the done callbacks in this
+ * thread.
+ * value: borrowed; the future stores its own copy.
+ * Returns: CF_OK; CF_INVALID_STATE if the future is already finished or
+ *          cancelled (the first outcome is kept); CF_NOMEM; CF_EINVAL.
+ */
+cf_status cf_future_set_result(cf_future *future, const cf_value *value);
+
+/*
+ * For executor writers and tests: finishes the future with an exception of
+ * Python type `type` ("ValueError") and the given message.
+ * Python: Future.set_exception(exception)
+ * type, message: borrowed (copied). type must be a non-empty identifier
+ *          (letters, digits, '_' and '.'); message may be "" but not NULL.
+ * Returns: as cf_future_set_result.
+ */
+cf_status cf_future_set_exception(cf_future *future, const char *type,
+                                  const char *message);
+
+/* ------------------------------------------------------------------------
+ * Calls and task functions
+ *
+ * A call is a task function with its arguments, as Python's fn(*args). The
+ * task reads its arguments with cf_arg() and ends with cf_return() or
+ * cf_raise(); a task that does neither returns None. The call pointer is
+ * valid only while the task function runs, and only in the thread running
+ * it.
+ * ------------------------------------------------------------------------ */
+
+typedef struct cf_call cf_call;
+typedef void (*cf_fn)(cf_call *call);
+
+/* The number of arguments; 0 for NULL. */
+size_t cf_nargs(const cf_call *call);
+
+/* Argument i, borrowed for the duration of the task; NULL if i is out of
+ * range or call is NULL. */
+const cf_value *cf_arg(const cf_call *call, size_t i);
+
+/*
+ * Sets the call's return value. Python: return value
+ * value: moved into the call -- the call owns it whatever the status.
+ * Returns: CF_OK; CF_INVALID_STATE if the call already returned or raised
+ *          (the first outcome stands); CF_EINVAL.
+ */
+cf_status cf_return(cf_call *call, cf_value value);
+
+/*
+ * Makes the call raise an exception of Python type `type` with a printf
+ * message. Python: raise ValueError("...")
+ * Returns: CF_OK; CF_INVALID_STATE if the call already returned or raised;
+ *          CF_EINVAL (NULL or ill-formed type); CF_NOMEM.
+ */
+cf_status cf_raise(cf_call *call, const char *type, const char *fmt, ...)
+    CF_PRINTF(3, 4);
+
+/* ------------------------------------------------------------------------
+ * Executors
+ *
+ * A cf_executor is Python's abstract Executor: an operations table that a
+ * concrete executor supplies, plus what every executor shares, which the
+ * library supplies on top: futures, cf_submit's checks, cf_map, a second
+ * shutdown being harmless, cf_executor_free, and the wait at process exit.
+ *
+ * Process exit: as Python, a program does not exit until the pending futures
+ * of every executor not yet freed are done. The library registers an atexit
+ * handler that shuts each live executor down with wait (from a thread of
+ * the executor itself it skips the join it cannot do). After it starts,
+ * cf_submit returns CF_SHUTDOWN. In a child made by fork(), executors
+ * inherited from the parent are forgotten: the child neither waits for them
+ * nor may use them.
+ * ------------------------------------------------------------------------ */
+
+typedef struct cf_executor cf_executor;
+
+/*
+ * Schedules fn(*args). Python: Executor.submit(fn, *args)
+ * args:    nargs values, borrowed; the call keeps its own deep copies (args
+ *          may be NULL when nargs is 0).
+ * out:     a new reference to the call's PENDING future.
+ * Returns: CF_OK; CF_SHUTDOWN after shutdown (or once process exit began);
+ *          CF_BROKEN if the executor is broken; CF_EAGAIN if no worker could
+ *          be started; CF_NOMEM; CF_EINVAL (NULL ex, fn or out; a value of
+ *          unknown type). On failure nothing was scheduled.
+ * Thread-safety: any thread, including the executor's own workers. Does not
+ *          wait for the call.
+ */
+cf_status cf_submit(cf_executor *ex, cf_fn fn, const cf_value *args,
+                    size_t nargs, cf_future **out);
+
+/*
+ * Stops the executor taking work. Python: Executor.shutdown(wait,
+ * cancel_futures)
+ * cancel_futures: cancel every call that has not started (their callbacks
+ *          run in this thread).
+ * wait:    return only once every pending call is done and the executor's
+ *          workers have exited; without it, return at once while the
+ *          accepted work still runs to the end.
+ * A second shutdown is harmless (and with wait, waits).
+ * Returns: CF_OK; CF_DEADLOCK if wait was asked from one of the executor's
+ *          own workers (the executor is shut down but not waited for;
+ *          Python raises RuntimeError "cannot join current thread");
+ *          CF_EINVAL.
+ * Thread-safety: any thread. Blocks while the work finishes when wait.
+ */
+cf_status cf_executor_shutdown(cf_executor *ex, bool wait,
+                               bool cancel_futures);
+
+/*
+ * Shuts down with wait (as Python's `with` block ends), then frees the
+ * executor. Futures it made stay valid for whoever holds them.
+ * Returns: CF_OK; CF_DEADLOCK from one of the executor's own workers
+ *          (nothing is freed); CF_EINVAL.
+ * Thread-safety: once, when no other thread uses ex any more.
+ */
+cf_status cf_executor_free(cf_executor *ex);
+
+/* The executor's kind for messages: "ThreadPoolExecutor", or the ops name;
+ * "" for NULL. */
+const char *cf_executor_name(const cf_executor *ex);
+
+/* ---- Writing an executor ---------------------------------------------- */
+
+/*
+ * A work item: one call and its future, as the library hands it to an
+ * executor's submit. The executor owns it from a CF_OK submit on, and must
+ * end it exactly once with cf_work_run (run it here), or cf_work_fail /
+ * cf_work_release (after finishing its future another way).
+ */
+typedef struct cf_work cf_work;
+
+typedef struct cf_executor_ops {
+    /* Shown in messages and cf_executor_name, e.g. "InlineExecutor". */
+    const char *name;
+    /* Queue one work item. Return CF_OK to take it, or a failure status
+     * (CF_SHUTDOWN, CF_BROKEN, CF_EAGAIN, CF_NOMEM) to refuse it; the
+     * library then discards it. Called from any thread, concurrently with
+     * itself and with shutdown: an executor must refuse, with CF_SHUTDOWN,
+     * a submit that reaches it after its shutdown began. */
+    cf_status (*submit)(void *self, cf_work *work);
+    /* Stop taking work; with cancel_futures cancel what has not started;
+     * with wait, return once everything taken is done. May be called more
+     * than once and concurrently. Return CF_OK, or CF_DEADLOCK as
+     * cf_executor_shutdown. */
+    cf_status (*shutdown)(void *self, bool wait, bool cancel_futures);
+    /* Release the executor's own resources; called once, after a shutdown
+     * with wait returned CF_OK. May be NULL. */
+    void (*free)(void *self);
+} cf_executor_ops;
+
+/*
+ * Makes an executor from an operations table and the executor's own state.
+ * ops:     borrowed; must outlive the executor (a static table).
+ * self:    passed to every operation; the executor's own.
+ * out:     the new executor, owned by the caller (cf_executor_free).
+ * Returns: CF_OK, CF_EINVAL (ops, its submit or shutdown, or out NULL),
+ *          CF_NOMEM.
+ */
+cf_status cf_executor_new(const cf_executor_ops *ops, void *self,
+                          cf_executor **out);
+
+/* The work's future, borrowed while the executor owns the work. NULL for
+ * NULL. */
+cf_future *cf_work_future(const cf_work *work);
+
+/* The task function and its arguments, for executors that run the call
+ * elsewhere (a process pool encodes them). Borrowed while the executor owns
+ * the work. NULL / 0 for NULL. */
+cf_fn cf_work_fn(const cf_work *work);
+size_t cf_work_nargs(const cf_work *work);
+const cf_value *cf_work_args(const cf_work *work);
+
+/*
+ * Runs the work in this thread and ends it: set_running_or_notify_cancel,
+ * then (unless cancelled) the task function, then its outcome into the
+ * future, whose done callbacks run here.
+ * Returns: CF_OK (ran), CF_CANCELLED (was cancelled; not run),
+ *          CF_INVALID_STATE (the future was already started or finished by
+ *          someone else; not run), CF_EINVAL. The work is ended in every case
+ *          but CF_EINVAL.
+ */
+cf_status cf_work_run(cf_work *work);
+
+/*
+ * Fails the work's future and ends the work. status is CF_BROKEN (the
+ * executor broke: result() will return CF_BROKEN) or CF_RAISED (an ordinary
+ * exception); type and message as for cf_future_set_exception, e.g.
+ * "BrokenThreadPool". A future already cancelled or finished is left as it
+ * is (the work is still ended).
+ * Returns: CF_OK; CF_INVALID_STATE if the future was already done; CF_NOMEM
+ *          (the work is still ended, and its future fails with MemoryError);
+ *          CF_EINVAL (nothing ended).
+ */
+cf_status cf_work_fail(cf_work *work, cf_status status, const char *type,
+                       const char *message);
+
+/*
+ * Ends the work without touching its future (for an executor that finished
+ * the future itself with cf_future_set_*). If the future is not done yet it
+ * is failed with RuntimeError "the executor dropped the call", so that
+ * nobody waits forever. Returns CF_OK or CF_EINVAL.
+ */
+cf_status cf_work_release(cf_work *work);
+
+/* ------------------------------------------------------------------------
+ * ThreadPoolExecutor
+ * ------------------------------------------------------------------------ */
+
+/* max_workers value asking for Python's default, min(32, cpus + 4). */
+#define CF_DEFAULT_WORKERS INT_MIN
+
+typedef struct cf_thread_pool_options {
+    /* > 0, or CF_DEFAULT_WORKERS. Zero or negative -> CF_EINVAL, as Python
+     * raises ValueError("max_workers must be greater than 0"). */
+    int max_workers;
+    /* Threads are named "<prefix>_<n>", n counting from 0. NULL or "" gives
+     * Python's default "ThreadPoolExecutor-<k>", k counting pools. Copied. */
+    const char *thread_name_prefix;
+    /* Run once at the start of each worker thread, with initargs; if it
+     * raises (cf_raise) the pool breaks: it logs CF_LOG_CRITICAL, every
+     * queued call and every later submit fail with CF_BROKEN, error type
+     * "BrokenThreadPool". NULL for none. initargs are copied. */
+    cf_fn initializer;
+    const cf_value *initargs;
+    size_t ninitargs;
+} cf_thread_pool_options;
+
+/* Fills o with the defaults: CF_DEFAULT_WORKERS, no prefix, no
+ * initializer. Returns CF_OK or CF_EINVAL. */
+cf_status cf_thread_pool_options_init(cf_thread_pool_options *o);
+
+/*
+ * Makes a pool of at most max_workers threads.
+ * Python: ThreadPoolExecutor(max_workers, thread_name_prefix, initializer,
+ * initargs)
+ * Threads start lazily, one per submit at most, and only when no idle
+ * worker is left to take the call; an idle worker is always reused first.
+ * options: borrowed; NULL means all defaults.
+ * out:     owned by the caller (cf_executor_free).
+ * Returns: CF_OK, CF_EINVAL (bad max_workers, bad prefix, initargs NULL with
+ *          ninitargs > 0, out NULL), CF_NOMEM.
+ * Thread-safety: any thread.
+ */
+cf_status cf_thread_pool_new(const cf_thread_pool_options *options,
+                             cf_executor **out);
+
+/* The full name of the calling thread if it is a pool worker
+ * ("ThreadPoolExecutor-0_1"), else NULL. (The OS name is cut to 15
+ * characters.) Python: threading.current_thread().name */
+const char *cf_current_thread_name(void);
+
+/* ------------------------------------------------------------------------
+ * wait
+ * ------------------------------------------------------------------------ */
+
+typedef enum cf_return_when {
+    CF_FIRST_COMPLETED = 1, /* any future finishes or is cancelled */
+    CF_FIRST_EXCEPTION,     /* any future finishes by raising (a cancelled
+                             * one does not count); if none does, as
+                             * CF_ALL_COMPLETED */
+    CF_ALL_COMPLETED        /* every future finishes or is cancelled */
+} cf_return_when;
+
+/*
+ * Waits for futures, possibly from different executors, to complete.
+ * Python: wait(fs, timeout, return_when)
+ * fs:      n futures, borrowed; a future listed twice counts once. n == 0 is
+ *          allowed (fs may then be NULL) and returns at once with nothing.
+ * done, not_done: arrays with room for n pointers each, or NULL if not
+ *          wanted; filled with borrowed pointers from fs, each distinct
+ *          future once, in the order first listed.
+ * ndone, nnot_done: the counts written (may be NULL).
+ * Returns: CF_OK, also when the timeout expired (as Python, a timeout does
+ *          not raise: check nnot_done); CF_EINVAL (NaN timeout, unknown
+ *          return_when, NULL fs with n > 0 or a NULL element); CF_NOMEM.
+ * Deliberate differences: a cancelled future is done at once (CPython waits
+ * for the executor to notice, gh-92001); an unknown return_when is always
+ * CF_EINVAL (CPython raises only if it has to block).
+ * Cost O(n). Blocks up to timeout. Thread-safety: any thread.
+ */
+cf_status cf_wait(cf_future *const *fs, size_t n, double timeout,
+                  cf_return_when return_when, cf_future **done,
+                  size_t *ndone, cf_future **not_done, size_t *nnot_done);
+
+/* ------------------------------------------------------------------------
+ * as_completed
+ * ------------------------------------------------------------------------ */
+
+typedef struct cf_as_completed cf_as_completed;
+
+/*
+ * An iterator over futures that yields each distinct one once, as it
+ * finishes or is cancelled; those already done are yielded first.
+ * Python: as_completed(fs, timeout)
+ * fs:      n futures, borrowed (the iterator takes its own references);
+ *          n == 0 gives an iterator that stops at once.
+ * timeout: for the whole iteration, counted from this call.
+ * out:     owned by the caller (cf_as_completed_free).
+ * Returns: CF_OK, CF_EINVAL (NaN timeout, NULL out, NULL fs with n > 0, a
+ *          NULL element), CF_NOMEM.
+ * Deliberate differences: the timeout counts from this call (CPython starts
+ * it at the first next(), rule 41 of python-semantics.md; the documentation
+ * says from the call); a cancelled future is yielded at once (gh-92001).
+ */
+cf_status cf_as_completed_new(cf_future *const *fs, size_t n, double timeout,
+                              cf_as_completed **out);
+
+/*
+ * The next completed future. Python: next(iterator)
+ * out:     on CF_OK a new reference to the future (release it).
+ * error:   on CF_TIMEOUT a TimeoutError whose message is "N (of M) futures
+ *          unfinished", owned by the iterator until the next call; may be
+ *          NULL.
+ * Returns: CF_OK, CF_STOP (all yielded), CF_TIMEOUT (the iterator stays
+ *          usable), CF_EINVAL. Blocks until a future completes or the
+ *          timeout expires.
+ * Thread-safety: one thread at a time per iterator.
+ */
+cf_status cf_as_completed_next(cf_as_completed *it, cf_future **out,
+                               const cf_error **error);
+
+/* Frees the iterator and its references. Returns CF_OK or CF_EINVAL. */
+cf_status cf_as_completed_free(cf_as_completed *it);
+
+/* ------------------------------------------------------------------------
+ * map
+ * ------------------------------------------------------------------------ */
+
+typedef struct cf_map_iter cf_map_iter;
+
+/*
+ * Submits fn over every item at once and returns an iterator over the
+ * results in input order. Python: Executor.map(fn, *iterables, timeout,
+ * chunksize)
+ * args:    nitems * nargs values, borrowed (copied): item i's arguments are
+ *          args[i * nargs] .. args[i * nargs + nargs - 1] -- Python's
+ *          iterables zipped. nitems may be 0.
+ * timeout: for the whole iteration, counted from this call.
+ * chunksize: ignored by thread pools, as in Python.
+ * out:     owned by the caller (cf_map_close).
+ * Returns: CF_OK; CF_SHUTDOWN / CF_BROKEN / CF_EAGAIN / CF_NOMEM when a
+ *          submit fails (what was already submitted is cancelled, and no
+ *          iterator is made; with nitems == 0 nothing is submitted, so no
+ *          error, as in Python); CF_EINVAL.
+ */
+cf_status cf_map(cf_executor *ex, cf_fn fn, const cf_value *args,
+                 size_t nitems, size_t nargs, double timeout,
+                 size_t chunksize, cf_map_iter **out);
+
+/*
+ * The next result, in input order. Python: next(iterator)
+ * out:     on CF_OK the value, owned by the caller.
+ * error:   on CF_RAISED / CF_BROKEN the call's error, on CF_TIMEOUT a
+ *          TimeoutError; owned by the iterator until the next call; may be
+ *          NULL.
+ * Returns: CF_OK; CF_STOP at the end; CF_RAISED, CF_BROKEN, CF_CANCELLED,
+ *          CF_TIMEOUT -- after any of these the iterator is finished (every
+ *          later call gives CF_STOP) and every call not yet yielded,
+ *          including the one waited for, is cancelled (Python 3.11+);
+ *          CF_NOMEM; CF_EINVAL.
+ * Thread-safety: one thread at a time per iterator.
+ */
+cf_status cf_map_next(cf_map_iter *it, cf_value *out, const cf_error **error);
+
+/*
+ * Frees the iterator. If cf_map_next was called at least once, every call
+ * not yet yielded is cancelled first (calls already running finish); an
+ * iterator never advanced cancels nothing, so all its calls still run --
+ * as CPython, whose generator finalisation only runs once it has started.
+ * Returns CF_OK or CF_EINVAL.
+ */
+cf_status cf_map_close(cf_map_iter *it);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CFUTURES_H */

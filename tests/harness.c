@@ -1,0 +1,262 @@
+/* The test runner and the helpers every test file shares. */
+#include "harness.h"
+
+#include <stdarg.h>
+#include <time.h>
+
+#define MAX_TESTS 512
+
+static struct {
+    const char *name;
+    test_fn fn;
+} tests[MAX_TESTS];
+static int ntests;
+
+void test_register(const char *name, test_fn fn) {
+    if (ntests == MAX_TESTS) {
+        fprintf(stderr, "harness: more than %d tests\n", MAX_TESTS);
+        exit(2);
+    }
+    tests[ntests].name = name;
+    tests[ntests].fn = fn;
+    ntests++;
+}
+
+void test_fail(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "%s:%d: FAIL: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+    exit(1);
+}
+
+static double env_scale(const char *name) {
+    const char *s = getenv(name);
+    double v = s ? atof(s) : 1.0;
+    return v > 0 ? v : 1.0;
+}
+
+double test_short(void) { return 0.05 * env_scale("CF_TEST_DELAY_SCALE"); }
+double test_long(void) { return 10.0 * env_scale("CF_TEST_DELAY_SCALE"); }
+
+long test_repeats(long n) {
+    long r = (long)((double)n * env_scale("CF_TEST_STRESS_SCALE"));
+    return r < 1 ? 1 : r;
+}
+
+double test_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void gate_init(gate *g) {
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    g->open = false;
+}
+
+void gate_open(gate *g) {
+    pthread_mutex_lock(&g->lock);
+    g->open = true;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+void gate_wait(gate *g) {
+    double deadline = test_now() + LONG;
+    pthread_mutex_lock(&g->lock);
+    while (!g->open) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+        if (!g->open && test_now() > deadline)
+            test_fail(__FILE__, __LINE__, "gate not opened within LONG");
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+bool gate_is_open(gate *g) {
+    pthread_mutex_lock(&g->lock);
+    bool open = g->open;
+    pthread_mutex_unlock(&g->lock);
+    return open;
+}
+
+void gate_destroy(gate *g) {
+    pthread_cond_destroy(&g->cond);
+    pthread_mutex_destroy(&g->lock);
+}
+
+void task_return_arg(cf_call *call) {
+    cf_value v = cf_none();
+    if (cf_nargs(call) > 0 && cf_value_copy(&v, cf_arg(call, 0)) != CF_OK)
+        test_fail(__FILE__, __LINE__, "task_return_arg: copy failed");
+    cf_return(call, v);
+}
+
+static gate *gate_arg(cf_call *call, size_t i) {
+    const cf_value *v = cf_arg(call, i);
+    return v && v->type == CF_TYPE_PTR ? (gate *)v->as.ptr : NULL;
+}
+
+void task_gate_return(cf_call *call) {
+    gate *started = gate_arg(call, 0), *proceed = gate_arg(call, 1);
+    cf_value v = cf_none();
+    if (started)
+        gate_open(started);
+    if (proceed)
+        gate_wait(proceed);
+    if (cf_arg(call, 2) && cf_value_copy(&v, cf_arg(call, 2)) != CF_OK)
+        test_fail(__FILE__, __LINE__, "task_gate_return: copy failed");
+    cf_return(call, v);
+}
+
+void task_raise(cf_call *call) {
+    const cf_value *type = cf_arg(call, 0), *msg = cf_arg(call, 1);
+    if (!type || type->type != CF_TYPE_STR || !msg ||
+        msg->type != CF_TYPE_STR)
+        test_fail(__FILE__, __LINE__, "task_raise: wants (str, str)");
+    cf_raise(call, type->as.buf.data, "%s", msg->as.buf.data);
+}
+
+static void confuse(const char *file, int line, cf_future *f) {
+    cf_value seven = cf_int(7);
+    if (cf_future_set_result(f, &seven) != CF_INVALID_STATE ||
+        cf_future_set_exception(f, "ValueError", "x") != CF_INVALID_STATE ||
+        cf_future_set_running_or_notify_cancel(f) != CF_INVALID_STATE)
+        test_fail(file, line, "a done future accepted a second outcome");
+}
+
+static void check_flags(const char *file, int line, cf_future *f,
+                        bool running, bool cancelled, bool done) {
+    if (cf_future_running(f) != running ||
+        cf_future_cancelled(f) != cancelled || cf_future_done(f) != done)
+        test_fail(file, line,
+                  "running/cancelled/done = %d/%d/%d, want %d/%d/%d",
+                  cf_future_running(f), cf_future_cancelled(f),
+                  cf_future_done(f), running, cancelled, done);
+}
+
+static void check_not_done(const char *file, int line, cf_future *f) {
+    const cf_error *e = NULL;
+    cf_status s = cf_future_result(f, 0, NULL);
+    if (s != CF_TIMEOUT)
+        test_fail(file, line, "result(0) = %s, want CF_TIMEOUT",
+                  cf_status_name(s));
+    s = cf_future_exception(f, 0, &e);
+    if (s != CF_TIMEOUT)
+        test_fail(file, line, "exception(0) = %s, want CF_TIMEOUT",
+                  cf_status_name(s));
+}
+
+void check_pending_(const char *file, int line, cf_future *f) {
+    check_flags(file, line, f, false, false, false);
+    check_not_done(file, line, f);
+}
+
+void check_running_(const char *file, int line, cf_future *f) {
+    check_flags(file, line, f, true, false, false);
+    check_not_done(file, line, f);
+}
+
+void check_value_(const char *file, int line, cf_future *f,
+                  const cf_value *want) {
+    double timeouts[] = {0, CF_FOREVER};
+    check_flags(file, line, f, false, false, true);
+    for (int i = 0; i < 2; i++) {
+        cf_value got = cf_none();
+        const cf_error *e = (const cf_error *)1;
+        cf_status s = cf_future_result(f, timeouts[i], &got);
+        if (s != CF_OK || !cf_value_equal(&got, want))
+            test_fail(file, line, "result(%g) = %s or a wrong value",
+                      timeouts[i], cf_status_name(s));
+        cf_value_free(&got);
+        s = cf_future_exception(f, timeouts[i], &e);
+        if (s != CF_OK || e != NULL)
+            test_fail(file, line, "exception(%g) = %s, error %p",
+                      timeouts[i], cf_status_name(s), (const void *)e);
+    }
+    confuse(file, line, f);
+    check_flags(file, line, f, false, false, true);
+}
+
+void check_cancelled_(const char *file, int line, cf_future *f) {
+    double timeouts[] = {0, CF_FOREVER};
+    check_flags(file, line, f, false, true, true);
+    for (int i = 0; i < 2; i++) {
+        const cf_error *e = NULL;
+        cf_status s = cf_future_result(f, timeouts[i], NULL);
+        if (s != CF_CANCELLED)
+            test_fail(file, line, "result(%g) = %s, want CF_CANCELLED",
+                      timeouts[i], cf_status_name(s));
+        s = cf_future_exception(f, timeouts[i], &e);
+        if (s != CF_CANCELLED)
+            test_fail(file, line, "exception(%g) = %s, want CF_CANCELLED",
+                      timeouts[i], cf_status_name(s));
+    }
+    if (!cf_future_cancel(f))
+        test_fail(file, line, "cancel() of a cancelled future is false");
+    cf_value seven = cf_int(7);
+    if (cf_future_set_result(f, &seven) != CF_INVALID_STATE ||
+        cf_future_set_exception(f, "ValueError", "x") != CF_INVALID_STATE)
+        test_fail(file, line, "a cancelled future accepted an outcome");
+    check_flags(file, line, f, false, true, true);
+}
+
+void check_raised_(const char *file, int line, cf_future *f,
+                   cf_status status, const char *type, const char *message) {
+    double timeouts[] = {0, CF_FOREVER};
+    check_flags(file, line, f, false, false, true);
+    for (int i = 0; i < 2; i++) {
+        const cf_error *e = NULL;
+        cf_status s = cf_future_result(f, timeouts[i], NULL);
+        if (s != status)
+            test_fail(file, line, "result(%g) = %s, want %s", timeouts[i],
+                      cf_status_name(s), cf_status_name(status));
+        s = cf_future_exception(f, timeouts[i], &e);
+        if (s != CF_OK || e == NULL)
+            test_fail(file, line, "exception(%g) = %s with no error",
+                      timeouts[i], cf_status_name(s));
+        if (strcmp(cf_error_type(e), type) != 0 ||
+            (message && strcmp(cf_error_message(e), message) != 0) ||
+            cf_error_status(e) != status)
+            test_fail(file, line, "error %s(\"%s\"), want %s(\"%s\")",
+                      cf_error_type(e), cf_error_message(e), type,
+                      message ? message : "*");
+    }
+    confuse(file, line, f);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+        for (int i = 0; i < ntests; i++)
+            printf("%s\n", tests[i].name);
+        return 0;
+    }
+    if (argc != 2 || strcmp(argv[1], "--help") == 0) {
+        fprintf(stderr,
+                "usage: %s TEST | --list\n"
+                "Runs one test in this process; exit 0 on success.\n"
+                "Environment: CF_TEST_DELAY_SCALE multiplies delays, "
+                "CF_TEST_STRESS_SCALE repeat counts.\n",
+                argv[0]);
+        return argc == 2 ? 0 : 2;
+    }
+    for (int i = 0; i < ntests; i++) {
+        if (strcmp(tests[i].name, argv[1]) == 0) {
+            tests[i].fn();
+            return 0;
+        }
+    }
+    fprintf(stderr, "%s: no test named %s\n", argv[0], argv[1]);
+    return 2;
+}

@@ -1,0 +1,143 @@
+/*
+ * The test harness: one TEST(name) per behaviour, each run in its own
+ * process by CTest (the runner takes the test name as its argument; CMake
+ * finds the names by reading the TEST(...) lines). ASSERTs print the file,
+ * the line, the expression and both values, then exit with status 1; a
+ * failure in a worker thread ends the whole test process the same way.
+ *
+ * Delays: SHORT is the "does not complete within" window; LONG only bounds a
+ * wait that must succeed, so reaching it fails instead of hanging. Both are
+ * multiplied by CF_TEST_DELAY_SCALE (sanitizer builds set it).
+ */
+#ifndef CF_TEST_HARNESS_H
+#define CF_TEST_HARNESS_H
+
+#include "cfutures.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef void (*test_fn)(void);
+void test_register(const char *name, test_fn fn);
+
+#define TEST(name)                                                            \
+    static void test_##name(void);                                            \
+    __attribute__((constructor)) static void register_##name(void) {          \
+        test_register(#name, test_##name);                                    \
+    }                                                                         \
+    static void test_##name(void)
+
+_Noreturn void test_fail(const char *file, int line, const char *fmt, ...)
+    CF_PRINTF(3, 4);
+
+#define ASSERT_TRUE(expr)                                                     \
+    do {                                                                      \
+        if (!(expr))                                                          \
+            test_fail(__FILE__, __LINE__, "expected true: %s", #expr);        \
+    } while (0)
+
+#define ASSERT_FALSE(expr)                                                    \
+    do {                                                                      \
+        if (expr)                                                             \
+            test_fail(__FILE__, __LINE__, "expected false: %s", #expr);       \
+    } while (0)
+
+#define ASSERT_OP(a, op, b)                                                   \
+    do {                                                                      \
+        long long a_ = (long long)(a), b_ = (long long)(b);                   \
+        if (!(a_ op b_))                                                      \
+            test_fail(__FILE__, __LINE__, "%s %s %s: %lld vs %lld", #a, #op,  \
+                      #b, a_, b_);                                            \
+    } while (0)
+
+#define ASSERT_EQ(a, b) ASSERT_OP(a, ==, b)
+#define ASSERT_NE(a, b) ASSERT_OP(a, !=, b)
+#define ASSERT_LT(a, b) ASSERT_OP(a, <, b)
+#define ASSERT_LE(a, b) ASSERT_OP(a, <=, b)
+#define ASSERT_GT(a, b) ASSERT_OP(a, >, b)
+#define ASSERT_GE(a, b) ASSERT_OP(a, >=, b)
+
+#define ASSERT_STATUS(expr, want)                                             \
+    do {                                                                      \
+        cf_status got_ = (expr), want_ = (want);                              \
+        if (got_ != want_)                                                    \
+            test_fail(__FILE__, __LINE__, "%s: got %s, want %s", #expr,       \
+                      cf_status_name(got_), cf_status_name(want_));           \
+    } while (0)
+
+#define ASSERT_OK(expr) ASSERT_STATUS(expr, CF_OK)
+
+#define ASSERT_STREQ(a, b)                                                    \
+    do {                                                                      \
+        const char *a_ = (a), *b_ = (b);                                      \
+        if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0)                  \
+            test_fail(__FILE__, __LINE__, "%s == %s: \"%s\" vs \"%s\"", #a,   \
+                      #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)");            \
+    } while (0)
+
+#define ASSERT_NULL(p) ASSERT_TRUE((p) == NULL)
+#define ASSERT_NOT_NULL(p) ASSERT_TRUE((p) != NULL)
+
+/* Delays in seconds, scaled by CF_TEST_DELAY_SCALE. */
+double test_short(void);
+double test_long(void);
+#define SHORT test_short()
+#define LONG test_long()
+
+/* Seconds on CLOCK_MONOTONIC. */
+double test_now(void);
+
+/* A repeat count scaled by CF_TEST_STRESS_SCALE (sanitizer builds lower it),
+ * never below 1. */
+long test_repeats(long n);
+
+/*
+ * A gate: tasks block on it until the test opens it. Waiting longer than
+ * LONG fails the test instead of hanging.
+ */
+typedef struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool open;
+} gate;
+
+void gate_init(gate *g);
+void gate_open(gate *g);
+void gate_wait(gate *g);
+bool gate_is_open(gate *g);
+void gate_destroy(gate *g);
+
+/* Task functions shared by the tests. */
+
+/* Returns a copy of its first argument (None without arguments). */
+void task_return_arg(cf_call *call);
+/* arg0: gate* to open when started (or None), arg1: gate* to wait on
+ * (or None), arg2: value to return. */
+void task_gate_return(cf_call *call);
+/* arg0: str type, arg1: str message; raises it. */
+void task_raise(cf_call *call);
+
+/*
+ * Checkers: each looks at every accessor at once, result() with both a zero
+ * and a CF_FOREVER timeout where that cannot block, then tries to confuse a
+ * done future: set_result / set_exception / set_running must return
+ * CF_INVALID_STATE and change nothing.
+ */
+void check_pending_(const char *file, int line, cf_future *f);
+void check_running_(const char *file, int line, cf_future *f);
+void check_value_(const char *file, int line, cf_future *f,
+                  const cf_value *want);
+void check_cancelled_(const char *file, int line, cf_future *f);
+void check_raised_(const char *file, int line, cf_future *f,
+                   cf_status status, const char *type, const char *message);
+#define check_pending(f) check_pending_(__FILE__, __LINE__, f)
+#define check_running(f) check_running_(__FILE__, __LINE__, f)
+#define check_value(f, want) check_value_(__FILE__, __LINE__, f, want)
+#define check_cancelled(f) check_cancelled_(__FILE__, __LINE__, f)
+#define check_raised(f, status, type, message)                                \
+    check_raised_(__FILE__, __LINE__, f, status, type, message)
+
+#endif
