@@ -1,0 +1,169 @@
+/*
+ * executor.c -- what every executor shares: the operations table, submit's
+ * checks, shutdown and free, and the wait at process exit.
+ *
+ * Locks: registry_lock guards the list of live executors and each one's
+ * `visited` mark; it is a leaf (no operation of an executor runs under it).
+ * An executor is reference counted so that the exit handler can shut one
+ * down, unlocked, while another thread frees it: the last release frees.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+struct cf_executor {
+    const cf_executor_ops *ops;
+    void *self;
+    atomic_bool shutdown;
+    atomic_uint refs;
+    bool visited; /* by the exit handler */
+    struct cf_executor *prev, *next;
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static cf_executor *registry;
+static atomic_bool exiting;
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+
+bool cf__exiting(void) { return atomic_load(&exiting); }
+
+static void executor_release(cf_executor *ex) {
+    if (atomic_fetch_sub(&ex->refs, 1) != 1)
+        return;
+    if (ex->ops->free)
+        ex->ops->free(ex->self);
+    free(ex);
+}
+
+static cf_executor *next_unvisited_locked(void) {
+    for (cf_executor *ex = registry; ex; ex = ex->next)
+        if (!ex->visited)
+            return ex;
+    return NULL;
+}
+
+/* As Python, the program does not end before the pending work of every
+ * executor is done. Each is shut down with the registry unlocked, since its
+ * tasks may make and free executors of their own. */
+static void wait_at_exit(void) {
+    atomic_store(&exiting, true);
+    pthread_mutex_lock(&registry_lock);
+    for (cf_executor *ex; (ex = next_unvisited_locked());) {
+        ex->visited = true;
+        atomic_fetch_add(&ex->refs, 1);
+        pthread_mutex_unlock(&registry_lock);
+        atomic_store(&ex->shutdown, true);
+        ex->ops->shutdown(ex->self, true, false); /* CF_DEADLOCK: skipped */
+        executor_release(ex);
+        pthread_mutex_lock(&registry_lock);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* fork() copies only the calling thread: the child forgets the parent's
+ * executors (their workers did not come along) and must not wait for them. */
+static void before_fork(void) { pthread_mutex_lock(&registry_lock); }
+static void after_fork_parent(void) { pthread_mutex_unlock(&registry_lock); }
+static void after_fork_child(void) {
+    registry = NULL;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void registry_init(void) {
+    atexit(wait_at_exit);
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+cf_status cf_executor_new(const cf_executor_ops *ops, void *self,
+                          cf_executor **out) {
+    if (!ops || !ops->submit || !ops->shutdown || !out)
+        return CF_EINVAL;
+    pthread_once(&registry_once, registry_init);
+    cf_executor *ex = calloc(1, sizeof *ex);
+    if (!ex)
+        return CF_NOMEM;
+    ex->ops = ops;
+    ex->self = self;
+    atomic_init(&ex->shutdown, false);
+    atomic_init(&ex->refs, 1);
+    pthread_mutex_lock(&registry_lock);
+    ex->next = registry;
+    if (registry)
+        registry->prev = ex;
+    registry = ex;
+    pthread_mutex_unlock(&registry_lock);
+    *out = ex;
+    return CF_OK;
+}
+
+const char *cf_executor_name(const cf_executor *ex) {
+    return ex && ex->ops->name ? ex->ops->name : "";
+}
+
+/* A future with its call: deep copies of the arguments, and two references,
+ * the submitter's and the work's. */
+static cf_status make_work(cf_fn fn, const cf_value *args, size_t nargs,
+                           cf_future **out) {
+    cf_future *f = cf__future_alloc(nargs);
+    if (!f)
+        return CF_NOMEM;
+    for (size_t i = 0; i < nargs; i++) {
+        cf_status st = cf_value_copy(&f->args[i], &args[i]);
+        if (st != CF_OK) {
+            cf_future_release(f);
+            return st;
+        }
+    }
+    f->fn = fn;
+    cf_future_retain(f);
+    *out = f;
+    return CF_OK;
+}
+
+cf_status cf_submit(cf_executor *ex, cf_fn fn, const cf_value *args,
+                    size_t nargs, cf_future **out) {
+    cf_future *f;
+    if (!ex || !fn || !out || (!args && nargs))
+        return CF_EINVAL;
+    if (atomic_load(&ex->shutdown) || cf__exiting())
+        return CF_SHUTDOWN;
+    cf_status st = make_work(fn, args, nargs, &f);
+    if (st != CF_OK)
+        return st;
+    st = ex->ops->submit(ex->self, cf__future_work(f));
+    if (st != CF_OK) {
+        /* refused: nobody else saw it, so drop both references */
+        f->work_ended = true;
+        cf_future_release(f);
+        cf_future_release(f);
+        return st;
+    }
+    *out = f;
+    return CF_OK;
+}
+
+cf_status cf_executor_shutdown(cf_executor *ex, bool wait,
+                               bool cancel_futures) {
+    if (!ex)
+        return CF_EINVAL;
+    atomic_store(&ex->shutdown, true);
+    return ex->ops->shutdown(ex->self, wait, cancel_futures);
+}
+
+cf_status cf_executor_free(cf_executor *ex) {
+    if (!ex)
+        return CF_EINVAL;
+    cf_status st = cf_executor_shutdown(ex, true, false);
+    if (st != CF_OK)
+        return st;
+    pthread_mutex_lock(&registry_lock);
+    if (ex->prev)
+        ex->prev->next = ex->next;
+    else if (registry == ex)
+        registry = ex->next;
+    if (ex->next)
+        ex->next->prev = ex->prev;
+    pthread_mutex_unlock(&registry_lock);
+    executor_release(ex);
+    return CF_OK;
+}

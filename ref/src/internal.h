@@ -1,0 +1,175 @@
+/*
+ * internal.h -- what the reference library's files share and nobody else
+ * sees. Names start with cf__.
+ *
+ * Locks, in the order they may be taken (never the other way round):
+ *   1. an executor's own lock (thread_pool.c: pool->lock)
+ *   2. a future's stripe lock (future.c: futures share a fixed table of
+ *      mutex + condition pairs chosen by address, so a future carries no
+ *      lock of its own; never hold two stripe locks at once)
+ *   3. a waiter's lock (wait.c, as_completed.c)
+ * The registry lock (executor.c) and the log hook lock (value.c) are leaves:
+ * nothing else is taken while they are held. User code -- task functions,
+ * done callbacks, the log hook -- always runs with no lock held.
+ */
+#ifndef CF_INTERNAL_H
+#define CF_INTERNAL_H
+
+/* POSIX clocks and threads under -std=c11 (thread_pool.c asks for more). */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include "cfutures.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <time.h>
+
+/* ---- errors (value.c) ------------------------------------------------- */
+
+struct cf_error {
+    cf_status status;
+    char *type;    /* points into the same allocation */
+    char *message; /* likewise */
+};
+
+/* A static MemoryError given out when an error cannot be allocated; freeing
+ * it does nothing. */
+extern cf_error cf__nomem_error;
+
+/* NULL only when out of memory. */
+cf_error *cf__error_new(cf_status status, const char *type,
+                        const char *message);
+cf_error *cf__error_vformat(cf_status status, const char *type,
+                            const char *fmt, va_list ap);
+void cf__error_free(cf_error *error);
+/* A Python type name: letters, digits, '_' and '.', not empty. */
+bool cf__type_name_valid(const char *type);
+
+/* ---- logging (value.c) ------------------------------------------------ */
+
+void cf__log(cf_log_level level, const char *fmt, ...) CF_PRINTF(2, 3);
+
+/* ---- deadlines (deadline.c) ------------------------------------------- */
+
+typedef struct cf__deadline {
+    bool forever;
+    struct timespec at; /* CLOCK_MONOTONIC */
+} cf__deadline;
+
+/* CF_EINVAL for NaN; CF_FOREVER and huge values never expire. */
+cf_status cf__deadline_make(double timeout, cf__deadline *d);
+bool cf__deadline_passed(const cf__deadline *d);
+/* Seconds left: CF_FOREVER, or >= 0. */
+double cf__deadline_remaining(const cf__deadline *d);
+/* A condition variable that times out on CLOCK_MONOTONIC. */
+int cf__cond_init(pthread_cond_t *cond);
+/* Waits once; false when the deadline has passed. */
+bool cf__cond_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
+                   const cf__deadline *d);
+
+/* ---- futures (future.c) ----------------------------------------------- */
+
+enum cf__state { CF__PENDING, CF__RUNNING, CF__CANCELLED, CF__FINISHED };
+
+struct cf__callback {
+    struct cf__callback *next;
+    cf_done_callback fn;
+    void *ctx;
+};
+
+struct cf__waiter;
+
+/* One future's link to a waiter (wait.c, as_completed.c). */
+struct cf__waiter_node {
+    struct cf__waiter *waiter;
+    cf_future *future;
+    struct cf__waiter_node *prev, *next; /* in the future's list */
+    struct cf__waiter_node *ready_next;  /* in the waiter's ready list */
+    bool linked;                         /* in the future's list */
+};
+
+/*
+ * A thread waiting on many futures. A future that completes, under its
+ * stripe lock, takes the waiter's lock, counts itself and queues its node
+ * on the ready list.
+ */
+struct cf__waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t completed; /* nodes notified */
+    bool raised;      /* one of them finished with an error */
+    struct cf__waiter_node *ready_head, *ready_tail;
+};
+
+struct cf_future {
+    uint32_t magic;
+    atomic_uint refs;
+    unsigned char state;    /* enum cf__state */
+    bool notified;          /* set_running_or_notify_cancel saw CANCELLED */
+    bool work_ended;        /* the executor's reference is gone */
+    cf_value value;         /* FINISHED without error */
+    cf_error *error;        /* FINISHED with error */
+    struct cf__callback *callbacks; /* newest first */
+    struct cf__waiter_node *waiters;
+    /* The call, for futures made by cf_submit. */
+    cf_fn fn;
+    cf_future *queue_next; /* free for the executor that queues the work */
+    size_t nargs;
+    cf_value args[]; /* freed once the call has run */
+};
+
+#define CF__FUTURE_MAGIC 0x63667574u /* "cfut" */
+
+/* A PENDING future with room for nargs arguments (set to None); one
+ * reference. NULL when out of memory. */
+cf_future *cf__future_alloc(size_t nargs);
+bool cf__future_valid(const cf_future *f);
+/* Moves *value or error into a PENDING or RUNNING future and runs the
+ * callbacks; CF_INVALID_STATE otherwise (ownership then stays with the
+ * caller). */
+cf_status cf__future_finish(cf_future *f, cf_value *value, cf_error *error);
+/* Links node into the future's waiters unless it is done: then returns true
+ * and sets *raised to whether it finished with an error. */
+bool cf__future_add_waiter(cf_future *f, struct cf__waiter_node *node,
+                           bool *raised);
+void cf__future_remove_waiter(cf_future *f, struct cf__waiter_node *node);
+
+/* ---- waiters (waiter.c) ----------------------------------------------- */
+
+int cf__waiter_init(struct cf__waiter *w);
+void cf__waiter_destroy(struct cf__waiter *w);
+/* Called by a completing future with its stripe lock held. */
+void cf__waiter_notify(struct cf__waiter_node *node, bool raised);
+/* Queues a node for a future found already done. */
+void cf__waiter_push_ready(struct cf__waiter *w,
+                           struct cf__waiter_node *node);
+
+/* Distinct futures of fs in first-listed order (O(n) with a hash set).
+ * *out is malloc'd (NULL for n == 0); CF_EINVAL for a NULL or foreign
+ * element, CF_NOMEM. */
+cf_status cf__unique_futures(cf_future *const *fs, size_t n, cf_future ***out,
+                             size_t *nout);
+
+/* ---- works (work.c) --------------------------------------------------- */
+
+/* A cf_work is the future of a submitted call, seen from the executor. */
+static inline cf_future *cf__work_future(const cf_work *w) {
+    return (cf_future *)w;
+}
+static inline cf_work *cf__future_work(cf_future *f) { return (cf_work *)f; }
+
+/* Runs fn(*args) in this thread. On return *value holds what it returned
+ * (None if nothing) and *error what it raised (NULL if nothing); both the
+ * caller's. Returns CF_OK, or the error's status. */
+cf_status cf__call_invoke(cf_fn fn, const cf_value *args, size_t nargs,
+                          cf_value *value, cf_error **error);
+
+/* ---- executors (executor.c) ------------------------------------------- */
+
+/* True once the atexit wait began: submits are refused from then on. */
+bool cf__exiting(void);
+
+#endif

@@ -1,0 +1,357 @@
+/*
+ * thread_pool.c -- ThreadPoolExecutor: at most max_workers threads taking
+ * calls from one FIFO queue.
+ *
+ * Locks: pool->lock guards the queue, the counters, the thread table and
+ * the shutdown/broken flags; work_cond wakes idle workers. join_lock
+ * serialises joiners (shutdown may be called from several threads) and is
+ * never taken with pool->lock held. Tasks, callbacks and the initializer run
+ * with no lock held.
+ *
+ * Lazy start and idle reuse (Python 3.8+): a worker waiting for work counts
+ * as idle; submit starts a new thread only while the queue holds more calls
+ * than there are idle workers to take them.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BROKEN_MESSAGE                                                        \
+    "A thread initializer failed, the thread pool is not usable anymore"
+
+struct worker {
+    pthread_t tid;
+    bool joined;
+};
+
+struct thread_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t work_cond;
+    pthread_mutex_t join_lock;
+    cf_future *head, *tail; /* queued works, linked by queue_next */
+    size_t queued, idle;
+    size_t max_workers;
+    struct worker *workers;
+    size_t nworkers, cap;
+    bool shutdown, broken;
+    char *prefix;
+    cf_fn initializer;
+    cf_value *initargs;
+    size_t ninitargs;
+};
+
+/* The name of the calling worker thread. */
+static _Thread_local char *current_name;
+static atomic_uint pool_counter;
+
+const char *cf_current_thread_name(void) { return current_name; }
+
+/* ---- the queue (pool->lock held) -------------------------------------- */
+
+static void push_locked(struct thread_pool *p, cf_future *f) {
+    f->queue_next = NULL;
+    if (p->tail)
+        p->tail->queue_next = f;
+    else
+        p->head = f;
+    p->tail = f;
+    p->queued++;
+}
+
+static cf_future *pop_locked(struct thread_pool *p) {
+    cf_future *f = p->head;
+    p->head = f->queue_next;
+    if (!p->head)
+        p->tail = NULL;
+    p->queued--;
+    return f;
+}
+
+/* Detaches the whole queue, to be ended outside the lock. */
+static cf_future *take_all_locked(struct thread_pool *p) {
+    cf_future *all = p->head;
+    p->head = p->tail = NULL;
+    p->queued = 0;
+    return all;
+}
+
+/* ---- workers ---------------------------------------------------------- */
+
+/* Runs the initializer; on failure breaks the pool (Python's
+ * BrokenThreadPool) and returns false. */
+static bool initialize(struct thread_pool *p) {
+    cf_value value;
+    cf_error *error;
+    if (!p->initializer)
+        return true;
+    cf__call_invoke(p->initializer, p->initargs, p->ninitargs, &value, &error);
+    cf_value_free(&value);
+    if (!error)
+        return true;
+    cf__log(CF_LOG_CRITICAL, "Exception in initializer: %s: %s",
+            cf_error_type(error), cf_error_message(error));
+    cf__error_free(error);
+    pthread_mutex_lock(&p->lock);
+    p->broken = true;
+    cf_future *all = take_all_locked(p);
+    pthread_mutex_unlock(&p->lock);
+    for (cf_future *f = all, *next; f; f = next) {
+        next = f->queue_next;
+        cf_work_fail(cf__future_work(f), CF_BROKEN, "BrokenThreadPool",
+                     BROKEN_MESSAGE);
+    }
+    return false;
+}
+
+static void *worker_main(void *arg) {
+    struct thread_pool *p = arg;
+    if (!initialize(p))
+        goto out;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->head && !p->shutdown) {
+            p->idle++;
+            pthread_cond_wait(&p->work_cond, &p->lock);
+            p->idle--;
+        }
+        if (!p->head)
+            break; /* shut down and drained */
+        cf_future *f = pop_locked(p);
+        pthread_mutex_unlock(&p->lock);
+        cf_work_run(cf__future_work(f));
+        pthread_mutex_lock(&p->lock);
+    }
+    pthread_mutex_unlock(&p->lock);
+out:
+    free(current_name);
+    current_name = NULL;
+    return NULL;
+}
+
+/* Thread start-up: the name is set here, before the thread runs. */
+struct start {
+    struct thread_pool *pool;
+    char *name;
+};
+
+static void *worker_start(void *arg) {
+    struct start s = *(struct start *)arg;
+    free(arg);
+    char os_name[16];
+    current_name = s.name;
+    snprintf(os_name, sizeof os_name, "%s", s.name); /* Linux: 15 chars */
+    pthread_setname_np(pthread_self(), os_name);
+    return worker_main(s.pool);
+}
+
+static cf_status start_worker_locked(struct thread_pool *p) {
+    if (p->nworkers == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 4;
+        struct worker *w = realloc(p->workers, cap * sizeof *w);
+        if (!w)
+            return CF_NOMEM;
+        p->workers = w;
+        p->cap = cap;
+    }
+    struct start *s = malloc(sizeof *s);
+    int len = snprintf(NULL, 0, "%s_%zu", p->prefix, p->nworkers);
+    char *name = s ? malloc((size_t)len + 1) : NULL;
+    if (!name) {
+        free(s);
+        return CF_NOMEM;
+    }
+    snprintf(name, (size_t)len + 1, "%s_%zu", p->prefix, p->nworkers);
+    s->pool = p;
+    s->name = name;
+    struct worker *w = &p->workers[p->nworkers];
+    if (pthread_create(&w->tid, NULL, worker_start, s)) {
+        free(name);
+        free(s);
+        return CF_EAGAIN;
+    }
+    w->joined = false;
+    p->nworkers++;
+    return CF_OK;
+}
+
+/* ---- operations ------------------------------------------------------- */
+
+static cf_status pool_submit(void *self, cf_work *work) {
+    struct thread_pool *p = self;
+    cf_status st = CF_OK;
+    pthread_mutex_lock(&p->lock);
+    if (p->broken || p->shutdown) {
+        st = p->broken ? CF_BROKEN : CF_SHUTDOWN;
+        goto out_unlock;
+    }
+    push_locked(p, cf__work_future(work));
+    if (p->queued > p->idle && p->nworkers < p->max_workers) {
+        st = start_worker_locked(p);
+        if (st != CF_OK && p->nworkers > 0)
+            st = CF_OK; /* a running worker will get to it */
+        if (st != CF_OK) {
+            take_all_locked(p); /* it was the only queued call */
+            goto out_unlock;
+        }
+    }
+    pthread_cond_signal(&p->work_cond);
+out_unlock:
+    pthread_mutex_unlock(&p->lock);
+    return st;
+}
+
+static void cancel_all(cf_future *all) {
+    for (cf_future *f = all, *next; f; f = next) {
+        next = f->queue_next;
+        cf_future_cancel(f);
+        cf_work_release(cf__future_work(f));
+    }
+}
+
+/* Joins every worker but the calling one; true if the caller is one. */
+static bool join_workers(struct thread_pool *p) {
+    bool self = false;
+    pthread_mutex_lock(&p->join_lock);
+    pthread_mutex_lock(&p->lock);
+    size_t n = p->nworkers; /* no thread starts after shutdown */
+    pthread_mutex_unlock(&p->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct worker *w = &p->workers[i];
+        if (pthread_equal(w->tid, pthread_self()))
+            self = true;
+        else if (!w->joined)
+            w->joined = pthread_join(w->tid, NULL) == 0;
+    }
+    pthread_mutex_unlock(&p->join_lock);
+    return self;
+}
+
+static cf_status pool_shutdown(void *self, bool wait, bool cancel_futures) {
+    struct thread_pool *p = self;
+    cf_future *cancelled = NULL;
+    pthread_mutex_lock(&p->lock);
+    p->shutdown = true;
+    if (cancel_futures)
+        cancelled = take_all_locked(p);
+    pthread_cond_broadcast(&p->work_cond);
+    pthread_mutex_unlock(&p->lock);
+    cancel_all(cancelled);
+    if (wait && join_workers(p))
+        return CF_DEADLOCK;
+    return CF_OK;
+}
+
+/* Frees what copy_options made, the thread table and the pool. */
+static void free_pool_memory(struct thread_pool *p) {
+    for (size_t i = 0; i < p->ninitargs; i++)
+        cf_value_free(&p->initargs[i]);
+    free(p->initargs);
+    free(p->workers);
+    free(p->prefix);
+    free(p);
+}
+
+static void destroy_sync(struct thread_pool *p) {
+    pthread_cond_destroy(&p->work_cond);
+    pthread_mutex_destroy(&p->join_lock);
+    pthread_mutex_destroy(&p->lock);
+}
+
+static void pool_free(void *self) {
+    destroy_sync(self);
+    free_pool_memory(self);
+}
+
+static const cf_executor_ops thread_pool_ops = {
+    "ThreadPoolExecutor", pool_submit, pool_shutdown, pool_free};
+
+/* ---- construction ----------------------------------------------------- */
+
+cf_status cf_thread_pool_options_init(cf_thread_pool_options *o) {
+    if (!o)
+        return CF_EINVAL;
+    memset(o, 0, sizeof *o);
+    o->max_workers = CF_DEFAULT_WORKERS;
+    return CF_OK;
+}
+
+static size_t default_workers(void) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1)
+        cpus = 1;
+    return cpus + 4 < 32 ? (size_t)cpus + 4 : 32;
+}
+
+static cf_status copy_options(struct thread_pool *p,
+                              const cf_thread_pool_options *o) {
+    const char *prefix = o->thread_name_prefix;
+    char fallback[48];
+    if (!prefix || !*prefix) {
+        snprintf(fallback, sizeof fallback, "ThreadPoolExecutor-%u",
+                 atomic_fetch_add(&pool_counter, 1));
+        prefix = fallback;
+    }
+    p->prefix = strdup(prefix);
+    if (!p->prefix)
+        return CF_NOMEM;
+    p->initializer = o->initializer;
+    if (!o->initializer || o->ninitargs == 0)
+        return CF_OK;
+    p->initargs = calloc(o->ninitargs, sizeof *p->initargs);
+    if (!p->initargs)
+        return CF_NOMEM;
+    p->ninitargs = o->ninitargs;
+    for (size_t i = 0; i < o->ninitargs; i++) {
+        cf_status st = cf_value_copy(&p->initargs[i], &o->initargs[i]);
+        if (st != CF_OK)
+            return st;
+    }
+    return CF_OK;
+}
+
+static cf_status init_sync(struct thread_pool *p) {
+    if (pthread_mutex_init(&p->lock, NULL))
+        return CF_EAGAIN;
+    if (pthread_mutex_init(&p->join_lock, NULL)) {
+        pthread_mutex_destroy(&p->lock);
+        return CF_EAGAIN;
+    }
+    if (pthread_cond_init(&p->work_cond, NULL)) {
+        pthread_mutex_destroy(&p->join_lock);
+        pthread_mutex_destroy(&p->lock);
+        return CF_EAGAIN;
+    }
+    return CF_OK;
+}
+
+cf_status cf_thread_pool_new(const cf_thread_pool_options *options,
+                             cf_executor **out) {
+    cf_thread_pool_options defaults;
+    cf_thread_pool_options_init(&defaults);
+    const cf_thread_pool_options *o = options ? options : &defaults;
+    if (!out || (o->max_workers <= 0 && o->max_workers != CF_DEFAULT_WORKERS) ||
+        (o->ninitargs && !o->initargs))
+        return CF_EINVAL;
+    struct thread_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return CF_NOMEM;
+    p->max_workers = o->max_workers == CF_DEFAULT_WORKERS
+                         ? default_workers()
+                         : (size_t)o->max_workers;
+    cf_status st = copy_options(p, o);
+    if (st == CF_OK)
+        st = init_sync(p);
+    if (st != CF_OK)
+        goto err_free_options;
+    st = cf_executor_new(&thread_pool_ops, p, out);
+    if (st == CF_OK)
+        return CF_OK;
+    destroy_sync(p);
+err_free_options:
+    free_pool_memory(p);
+    return st;
+}

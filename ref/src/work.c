@@ -1,0 +1,145 @@
+/*
+ * work.c -- a call as its task function sees it (cf_arg, cf_return,
+ * cf_raise) and as an executor holds it (cf_work_*).
+ *
+ * A cf_work is the future cf_submit made, seen from the executor, which owns
+ * one reference to it until the work is ended. The task's outcome is kept in
+ * the cf_call on the running thread's stack and moved into the future only
+ * when the task returns, so a task never races anyone on the future.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+struct cf_call {
+    const cf_value *args;
+    size_t nargs;
+    bool has_outcome;
+    cf_value value;
+    cf_error *error;
+};
+
+size_t cf_nargs(const cf_call *call) { return call ? call->nargs : 0; }
+
+const cf_value *cf_arg(const cf_call *call, size_t i) {
+    return call && i < call->nargs ? &call->args[i] : NULL;
+}
+
+cf_status cf_return(cf_call *call, cf_value value) {
+    if (!call) {
+        cf_value_free(&value);
+        return CF_EINVAL;
+    }
+    if (call->has_outcome) {
+        cf_value_free(&value);
+        return CF_INVALID_STATE;
+    }
+    call->value = value;
+    call->has_outcome = true;
+    return CF_OK;
+}
+
+cf_status cf_raise(cf_call *call, const char *type, const char *fmt, ...) {
+    if (!call || !cf__type_name_valid(type) || !fmt)
+        return CF_EINVAL;
+    if (call->has_outcome)
+        return CF_INVALID_STATE;
+    va_list ap;
+    va_start(ap, fmt);
+    cf_error *e = cf__error_vformat(CF_RAISED, type, fmt, ap);
+    va_end(ap);
+    call->error = e ? e : &cf__nomem_error;
+    call->has_outcome = true;
+    return e ? CF_OK : CF_NOMEM;
+}
+
+/* ---- the executor's side ---------------------------------------------- */
+
+static bool work_valid(const cf_work *work) {
+    const cf_future *f = cf__work_future(work);
+    return cf__future_valid(f) && f->fn && !f->work_ended;
+}
+
+cf_future *cf_work_future(const cf_work *work) {
+    return work_valid(work) ? cf__work_future(work) : NULL;
+}
+
+cf_fn cf_work_fn(const cf_work *work) {
+    return work_valid(work) ? cf__work_future(work)->fn : NULL;
+}
+
+size_t cf_work_nargs(const cf_work *work) {
+    return work_valid(work) ? cf__work_future(work)->nargs : 0;
+}
+
+const cf_value *cf_work_args(const cf_work *work) {
+    return work_valid(work) ? cf__work_future(work)->args : NULL;
+}
+
+/* Frees the arguments (nobody needs them once the call is over) and drops
+ * the executor's reference. */
+static void work_end(cf_future *f) {
+    for (size_t i = 0; i < f->nargs; i++)
+        cf_value_free(&f->args[i]);
+    f->work_ended = true;
+    cf_future_release(f);
+}
+
+cf_status cf__call_invoke(cf_fn fn, const cf_value *args, size_t nargs,
+                          cf_value *value, cf_error **error) {
+    cf_call call = {args, nargs, false, {CF_TYPE_NONE, {0}}, NULL};
+    fn(&call);
+    *value = call.value;
+    *error = call.error;
+    return call.error ? call.error->status : CF_OK;
+}
+
+cf_status cf_work_run(cf_work *work) {
+    if (!work_valid(work))
+        return CF_EINVAL;
+    cf_future *f = cf__work_future(work);
+    cf_status st = cf_future_set_running_or_notify_cancel(f);
+    if (st != CF_OK) {
+        work_end(f);
+        return st;
+    }
+    cf_value value;
+    cf_error *error;
+    cf__call_invoke(f->fn, f->args, f->nargs, &value, &error);
+    if (cf__future_finish(f, &value, error) != CF_OK) {
+        cf__error_free(error); /* someone else finished it first */
+        cf_value_free(&value);
+    }
+    work_end(f);
+    return CF_OK;
+}
+
+cf_status cf_work_fail(cf_work *work, cf_status status, const char *type,
+                       const char *message) {
+    if (!work_valid(work) || (status != CF_RAISED && status != CF_BROKEN) ||
+        !cf__type_name_valid(type) || !message)
+        return CF_EINVAL;
+    cf_future *f = cf__work_future(work);
+    cf_error *e = cf__error_new(status, type, message);
+    cf_status st = cf__future_finish(f, NULL, e ? e : &cf__nomem_error);
+    if (st != CF_OK)
+        cf__error_free(e);
+    else if (!e)
+        st = CF_NOMEM;
+    work_end(f);
+    return st;
+}
+
+cf_status cf_work_release(cf_work *work) {
+    if (!work_valid(work))
+        return CF_EINVAL;
+    cf_future *f = cf__work_future(work);
+    if (!cf_future_done(f)) {
+        cf_error *e = cf__error_new(CF_RAISED, "RuntimeError",
+                                    "the executor dropped the call");
+        if (cf__future_finish(f, NULL, e ? e : &cf__nomem_error) != CF_OK)
+            cf__error_free(e);
+    }
+    work_end(f);
+    return CF_OK;
+}
