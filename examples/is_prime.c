@@ -1,0 +1,205 @@
+/*
+ * is_prime.c -- the ProcessPoolExecutor example of the concurrent.futures
+ * documentation (Python 3.2, section 16.4.3.1), on cfutures:
+ *
+ *     def main():
+ *         with concurrent.futures.ProcessPoolExecutor() as executor:
+ *             for number, prime in zip(PRIMES, executor.map(is_prime,
+ * PRIMES)): print('%d is prime: %s' % (number, prime))
+ *
+ * It shows Executor.map as an iterator (cf_map, cf_map_next, cf_map_close):
+ * every call is submitted at once, results come back in input order, and
+ * the lines printed are exactly Python's.
+ *
+ * cfutures has no process pool yet, so the calls run on a thread pool of
+ * Python's default size. The executor is made in one place, make_executor(),
+ * where a later --process flag will choose the process pool.
+ *
+ * The program checks its own results and exits non-zero if one is wrong.
+ */
+#include "cfutures.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const int64_t PRIMES[] = {
+    112272535095293, 112582705942171, 112272535095293,
+    115280095190773, 115797848077099, 1099726899285419,
+};
+#define NPRIMES (sizeof PRIMES / sizeof PRIMES[0])
+
+/* What Python prints for each number (python3 runs the docs' code). */
+static const bool EXPECTED[NPRIMES] = {true, true, true, true, true, false};
+
+/* The command line; a later change adds `bool process` here. */
+struct options {
+    bool help;
+};
+
+/*
+ * The docs' is_prime(n), as a task function: one int argument, returns a
+ * bool. Trial division by odd numbers up to floor(sqrt(n)).
+ */
+static void is_prime(cf_call *call) {
+    const cf_value *arg = cf_arg(call, 0);
+    int64_t n, sqrt_n;
+
+    if (arg == NULL || arg->type != CF_TYPE_INT) {
+        cf_raise(call, "TypeError", "is_prime() takes one int");
+        return;
+    }
+    n = arg->as.i;
+    if (n % 2 == 0) {
+        cf_return(call, cf_bool(false));
+        return;
+    }
+    sqrt_n = (int64_t)floor(sqrt((double)n));
+    for (int64_t i = 3; i <= sqrt_n; i += 2) {
+        if (n % i == 0) {
+            cf_return(call, cf_bool(false));
+            return;
+        }
+    }
+    cf_return(call, cf_bool(true));
+}
+
+/*
+ * The one place the executor is chosen. The docs use
+ * ProcessPoolExecutor() (as many workers as CPUs); until cfutures has a
+ * process pool this is a thread pool with Python's default size.
+ */
+static cf_status make_executor(const struct options *opt, cf_executor **out) {
+    cf_thread_pool_options pool;
+    cf_status st;
+
+    (void)opt;
+    st = cf_thread_pool_options_init(&pool);
+    if (st != CF_OK)
+        return st;
+    return cf_thread_pool_new(&pool, out);
+}
+
+/*
+ * Prints one result as Python does ("%d is prime: %s") and checks it.
+ * Returns true when the value is the bool Python gives.
+ */
+static bool print_result(size_t i, const cf_value *prime) {
+    char text[8];
+
+    if (prime->type != CF_TYPE_BOOL) {
+        fprintf(stderr, "is_prime(%" PRId64 ") did not return a bool\n",
+                PRIMES[i]);
+        return false;
+    }
+    /* Python's %s of a bool is its repr: True or False. */
+    cf_value_repr(prime, text, sizeof text);
+    printf("%" PRId64 " is prime: %s\n", PRIMES[i], text);
+    if (prime->as.b != EXPECTED[i] ||
+        strcmp(text, EXPECTED[i] ? "True" : "False") != 0) {
+        fprintf(stderr, "wrong answer for %" PRId64 ": want %s\n", PRIMES[i],
+                EXPECTED[i] ? "True" : "False");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * zip(PRIMES, executor.map(is_prime, PRIMES)): takes the results in input
+ * order and prints them. Returns true when all six are right and the
+ * iterator then stops.
+ */
+static bool print_map(cf_map_iter *it) {
+    const cf_error *error = NULL;
+    cf_value prime = cf_none();
+    cf_status st;
+    bool ok = true;
+
+    for (size_t i = 0; i < NPRIMES; i++) {
+        st = cf_map_next(it, &prime, &error);
+        if (st != CF_OK) {
+            fprintf(stderr, "map result %zu: %s %s: %s\n", i,
+                    cf_status_name(st), cf_error_type(error),
+                    cf_error_message(error));
+            return false;
+        }
+        ok = print_result(i, &prime) && ok;
+        cf_value_free(&prime);
+    }
+    st = cf_map_next(it, &prime, &error);
+    if (st != CF_STOP) {
+        fprintf(stderr, "map did not stop after %zu results: %s\n", NPRIMES,
+                cf_status_name(st));
+        cf_value_free(&prime);
+        return false;
+    }
+    return ok;
+}
+
+/* The body of main(): the `with` block. */
+static int run(const struct options *opt) {
+    cf_value args[NPRIMES];
+    cf_executor *executor;
+    cf_map_iter *it;
+    cf_status st;
+    int rc = EXIT_FAILURE;
+
+    for (size_t i = 0; i < NPRIMES; i++)
+        args[i] = cf_int(PRIMES[i]);
+
+    st = make_executor(opt, &executor);
+    if (st != CF_OK) {
+        fprintf(stderr, "cannot make the executor: %s\n", cf_status_name(st));
+        return EXIT_FAILURE;
+    }
+    st = cf_map(executor, is_prime, args, NPRIMES, 1, CF_FOREVER, 1, &it);
+    if (st != CF_OK) {
+        fprintf(stderr, "cf_map: %s\n", cf_status_name(st));
+        goto out_free_executor;
+    }
+    if (print_map(it))
+        rc = EXIT_SUCCESS;
+
+    cf_map_close(it);
+out_free_executor:
+    st = cf_executor_free(executor);
+    if (st != CF_OK) {
+        fprintf(stderr, "cf_executor_free: %s\n", cf_status_name(st));
+        rc = EXIT_FAILURE;
+    }
+    return rc;
+}
+
+static void usage(FILE *to, const char *argv0) {
+    fprintf(to,
+            "usage: %s [--help]\n"
+            "\n"
+            "The ProcessPoolExecutor example of Python's concurrent.futures\n"
+            "documentation: is_prime() over six large numbers with\n"
+            "Executor.map, printing '<n> is prime: True/False' in input\n"
+            "order. Runs on a thread pool of the default size; exits 1 if a\n"
+            "result differs from Python's.\n",
+            argv0);
+}
+
+int main(int argc, char **argv) {
+    struct options opt = {.help = false};
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            opt.help = true;
+        } else {
+            fprintf(stderr, "%s: unknown argument '%s'\n", argv[0], argv[i]);
+            usage(stderr, argv[0]);
+            return 2;
+        }
+    }
+    if (opt.help) {
+        usage(stdout, argv[0]);
+        return EXIT_SUCCESS;
+    }
+    return run(&opt);
+}
