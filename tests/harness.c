@@ -39,8 +39,12 @@ static double env_scale(const char *name) {
     return v > 0 ? v : 1.0;
 }
 
-double test_short(void) { return 0.05 * env_scale("CF_TEST_DELAY_SCALE"); }
-double test_long(void) { return 10.0 * env_scale("CF_TEST_DELAY_SCALE"); }
+double test_short(void) {
+    return 0.05 * env_scale("CF_TEST_DELAY_SCALE");
+}
+double test_long(void) {
+    return 10.0 * env_scale("CF_TEST_DELAY_SCALE");
+}
 
 long test_repeats(long n) {
     long r = (long)((double)n * env_scale("CF_TEST_STRESS_SCALE"));
@@ -122,8 +126,7 @@ void task_gate_return(cf_call *call) {
 
 void task_raise(cf_call *call) {
     const cf_value *type = cf_arg(call, 0), *msg = cf_arg(call, 1);
-    if (!type || type->type != CF_TYPE_STR || !msg ||
-        msg->type != CF_TYPE_STR)
+    if (!type || type->type != CF_TYPE_STR || !msg || msg->type != CF_TYPE_STR)
         test_fail(__FILE__, __LINE__, "task_raise: wants (str, str)");
     cf_raise(call, type->as.buf.data, "%s", msg->as.buf.data);
 }
@@ -136,8 +139,8 @@ static void confuse(const char *file, int line, cf_future *f) {
         test_fail(file, line, "a done future accepted a second outcome");
 }
 
-static void check_flags(const char *file, int line, cf_future *f,
-                        bool running, bool cancelled, bool done) {
+static void check_flags(const char *file, int line, cf_future *f, bool running,
+                        bool cancelled, bool done) {
     if (cf_future_running(f) != running ||
         cf_future_cancelled(f) != cancelled || cf_future_done(f) != done)
         test_fail(file, line,
@@ -182,8 +185,8 @@ void check_value_(const char *file, int line, cf_future *f,
         cf_value_free(&got);
         s = cf_future_exception(f, timeouts[i], &e);
         if (s != CF_OK || e != NULL)
-            test_fail(file, line, "exception(%g) = %s, error %p",
-                      timeouts[i], cf_status_name(s), (const void *)e);
+            test_fail(file, line, "exception(%g) = %s, error %p", timeouts[i],
+                      cf_status_name(s), (const void *)e);
     }
     confuse(file, line, f);
     check_flags(file, line, f, false, false, true);
@@ -212,8 +215,8 @@ void check_cancelled_(const char *file, int line, cf_future *f) {
     check_flags(file, line, f, false, true, true);
 }
 
-void check_raised_(const char *file, int line, cf_future *f,
-                   cf_status status, const char *type, const char *message) {
+void check_raised_(const char *file, int line, cf_future *f, cf_status status,
+                   const char *type, const char *message) {
     double timeouts[] = {0, CF_FOREVER};
     check_flags(file, line, f, false, false, true);
     for (int i = 0; i < 2; i++) {

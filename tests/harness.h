@@ -131,8 +131,8 @@ void check_running_(const char *file, int line, cf_future *f);
 void check_value_(const char *file, int line, cf_future *f,
                   const cf_value *want);
 void check_cancelled_(const char *file, int line, cf_future *f);
-void check_raised_(const char *file, int line, cf_future *f,
-                   cf_status status, const char *type, const char *message);
+void check_raised_(const char *file, int line, cf_future *f, cf_status status,
+                   const char *type, const char *message);
 #define check_pending(f) check_pending_(__FILE__, __LINE__, f)
 #define check_running(f) check_running_(__FILE__, __LINE__, f)
 #define check_value(f, want) check_value_(__FILE__, __LINE__, f, want)

@@ -255,8 +255,7 @@ typedef enum cf_log_level {
     CF_LOG_CRITICAL /* Python logging.CRITICAL: a failed initializer */
 } cf_log_level;
 
-typedef void (*cf_log_fn)(cf_log_level level, const char *message,
-                          void *ctx);
+typedef void (*cf_log_fn)(cf_log_level level, const char *message, void *ctx);
 
 /*
  * Sets the log hook; fn == NULL restores the default, which writes
@@ -335,8 +334,7 @@ bool cf_future_done(const cf_future *future);
  *          (copying a large value); CF_EINVAL.
  * Blocks up to timeout.
  */
-cf_status cf_future_result(cf_future *future, double timeout,
-                           cf_value *out);
+cf_status cf_future_result(cf_future *future, double timeout, cf_value *out);
 
 /*
  * Waits for the future and gives the error the call raised.
@@ -667,8 +665,8 @@ typedef enum cf_return_when {
  * Cost O(n). Blocks up to timeout. Thread-safety: any thread.
  */
 cf_status cf_wait(cf_future *const *fs, size_t n, double timeout,
-                  cf_return_when return_when, cf_future **done,
-                  size_t *ndone, cf_future **not_done, size_t *nnot_done);
+                  cf_return_when return_when, cf_future **done, size_t *ndone,
+                  cf_future **not_done, size_t *nnot_done);
 
 /* ------------------------------------------------------------------------
  * as_completed
@@ -732,8 +730,8 @@ typedef struct cf_map_iter cf_map_iter;
  *          error, as in Python); CF_EINVAL.
  */
 cf_status cf_map(cf_executor *ex, cf_fn fn, const cf_value *args,
-                 size_t nitems, size_t nargs, double timeout,
-                 size_t chunksize, cf_map_iter **out);
+                 size_t nitems, size_t nargs, double timeout, size_t chunksize,
+                 cf_map_iter **out);
 
 /*
  * The next result, in input order. Python: next(iterator)

@@ -25,7 +25,9 @@ static cf_executor *registry;
 static atomic_bool exiting;
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 
-bool cf__exiting(void) { return atomic_load(&exiting); }
+bool cf__exiting(void) {
+    return atomic_load(&exiting);
+}
 
 static void executor_release(cf_executor *ex) {
     if (atomic_fetch_sub(&ex->refs, 1) != 1)
@@ -62,8 +64,12 @@ static void wait_at_exit(void) {
 
 /* fork() copies only the calling thread: the child forgets the parent's
  * executors (their workers did not come along) and must not wait for them. */
-static void before_fork(void) { pthread_mutex_lock(&registry_lock); }
-static void after_fork_parent(void) { pthread_mutex_unlock(&registry_lock); }
+static void before_fork(void) {
+    pthread_mutex_lock(&registry_lock);
+}
+static void after_fork_parent(void) {
+    pthread_mutex_unlock(&registry_lock);
+}
 static void after_fork_child(void) {
     registry = NULL;
     pthread_mutex_unlock(&registry_lock);

@@ -44,7 +44,9 @@ static struct stripe *lock_future(const cf_future *f) {
     return s;
 }
 
-static void unlock_stripe(struct stripe *s) { pthread_mutex_unlock(&s->lock); }
+static void unlock_stripe(struct stripe *s) {
+    pthread_mutex_unlock(&s->lock);
+}
 
 /* ---- life cycle ------------------------------------------------------- */
 
@@ -55,7 +57,8 @@ _Static_assert(sizeof(cf_future) + sizeof(cf_value) <= 128,
 
 cf_future *cf__future_alloc(size_t nargs) {
     pthread_once(&stripes_once, stripes_init);
-    if (!stripes_ok || nargs > (SIZE_MAX - sizeof(cf_future)) / sizeof(cf_value))
+    if (!stripes_ok ||
+        nargs > (SIZE_MAX - sizeof(cf_future)) / sizeof(cf_value))
         return NULL;
     cf_future *f = calloc(1, sizeof *f + nargs * sizeof(cf_value));
     if (!f)
@@ -106,8 +109,8 @@ static void future_destroy(cf_future *f) {
 cf_status cf_future_release(cf_future *f) {
     if (!cf__future_valid(f))
         return CF_EINVAL;
-    unsigned before = atomic_fetch_sub_explicit(&f->refs, 1,
-                                                memory_order_acq_rel);
+    unsigned before =
+        atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel);
     if (before == 1)
         future_destroy(f);
     return CF_OK;

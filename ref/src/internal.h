@@ -48,6 +48,14 @@ void cf__error_free(cf_error *error);
 /* A Python type name: letters, digits, '_' and '.', not empty. */
 bool cf__type_name_valid(const char *type);
 
+/* ---- the code points repr() escapes (unicode_table.c) ----------------- */
+
+struct cf__range {
+    uint32_t lo, hi;
+};
+extern const struct cf__range cf__unprintable[];
+extern const size_t cf__unprintable_count;
+
 /* ---- logging (value.c) ------------------------------------------------ */
 
 void cf__log(cf_log_level level, const char *fmt, ...) CF_PRINTF(2, 3);
@@ -107,11 +115,11 @@ struct cf__waiter {
 struct cf_future {
     uint32_t magic;
     atomic_uint refs;
-    unsigned char state;    /* enum cf__state */
-    bool notified;          /* set_running_or_notify_cancel saw CANCELLED */
-    bool work_ended;        /* the executor's reference is gone */
-    cf_value value;         /* FINISHED without error */
-    cf_error *error;        /* FINISHED with error */
+    unsigned char state; /* enum cf__state */
+    bool notified;       /* set_running_or_notify_cancel saw CANCELLED */
+    bool work_ended;     /* the executor's reference is gone */
+    cf_value value;      /* FINISHED without error */
+    cf_error *error;     /* FINISHED with error */
     struct cf__callback *callbacks; /* newest first */
     struct cf__waiter_node *waiters;
     /* The call, for futures made by cf_submit. */
@@ -144,8 +152,7 @@ void cf__waiter_destroy(struct cf__waiter *w);
 /* Called by a completing future with its stripe lock held. */
 void cf__waiter_notify(struct cf__waiter_node *node, bool raised);
 /* Queues a node for a future found already done. */
-void cf__waiter_push_ready(struct cf__waiter *w,
-                           struct cf__waiter_node *node);
+void cf__waiter_push_ready(struct cf__waiter *w, struct cf__waiter_node *node);
 
 /* Distinct futures of fs in first-listed order (O(n) with a hash set).
  * *out is malloc'd (NULL for n == 0); CF_EINVAL for a NULL or foreign
@@ -159,7 +166,9 @@ cf_status cf__unique_futures(cf_future *const *fs, size_t n, cf_future ***out,
 static inline cf_future *cf__work_future(const cf_work *w) {
     return (cf_future *)w;
 }
-static inline cf_work *cf__future_work(cf_future *f) { return (cf_work *)f; }
+static inline cf_work *cf__future_work(cf_future *f) {
+    return (cf_work *)f;
+}
 
 /* Runs fn(*args) in this thread. On return *value holds what it returned
  * (None if nothing) and *error what it raised (NULL if nothing); both the

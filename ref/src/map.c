@@ -42,8 +42,8 @@ static void map_free(cf_map_iter *it) {
 }
 
 cf_status cf_map(cf_executor *ex, cf_fn fn, const cf_value *args,
-                 size_t nitems, size_t nargs, double timeout,
-                 size_t chunksize, cf_map_iter **out) {
+                 size_t nitems, size_t nargs, double timeout, size_t chunksize,
+                 cf_map_iter **out) {
     (void)chunksize; /* no executor chunks calls yet: thread pools ignore it */
     if (!ex || !fn || !out || (!args && nitems && nargs) ||
         (nargs && nitems > SIZE_MAX / nargs))
@@ -84,8 +84,7 @@ static cf_status fail_at(cf_map_iter *it, size_t i, cf_status st,
         cf_future_release(f);
         it->timeout_error = cf__error_new(CF_TIMEOUT, "TimeoutError", "");
         if (error)
-            *error = it->timeout_error ? it->timeout_error
-                                       : &cf__nomem_error;
+            *error = it->timeout_error ? it->timeout_error : &cf__nomem_error;
     } else {
         const cf_error *e = NULL;
         cf_future_exception(f, 0, &e);
@@ -97,8 +96,7 @@ static cf_status fail_at(cf_map_iter *it, size_t i, cf_status st,
     return st;
 }
 
-cf_status cf_map_next(cf_map_iter *it, cf_value *out,
-                      const cf_error **error) {
+cf_status cf_map_next(cf_map_iter *it, cf_value *out, const cf_error **error) {
     if (!it || !out)
         return CF_EINVAL;
     it->started = true;
@@ -111,9 +109,8 @@ cf_status cf_map_next(cf_map_iter *it, cf_value *out,
         return CF_STOP;
     }
     size_t i = it->next;
-    cf_status st = cf_future_result(it->fs[i],
-                                    cf__deadline_remaining(&it->deadline),
-                                    out);
+    cf_status st = cf_future_result(
+        it->fs[i], cf__deadline_remaining(&it->deadline), out);
     if (st == CF_NOMEM)
         return st;
     if (st != CF_OK)

@@ -48,7 +48,9 @@ struct thread_pool {
 static _Thread_local char *current_name;
 static atomic_uint pool_counter;
 
-const char *cf_current_thread_name(void) { return current_name; }
+const char *cf_current_thread_name(void) {
+    return current_name;
+}
 
 /* ---- the queue (pool->lock held) -------------------------------------- */
 
@@ -333,7 +335,8 @@ cf_status cf_thread_pool_new(const cf_thread_pool_options *options,
     cf_thread_pool_options defaults;
     cf_thread_pool_options_init(&defaults);
     const cf_thread_pool_options *o = options ? options : &defaults;
-    if (!out || (o->max_workers <= 0 && o->max_workers != CF_DEFAULT_WORKERS) ||
+    if (!out ||
+        (o->max_workers <= 0 && o->max_workers != CF_DEFAULT_WORKERS) ||
         (o->ninitargs && !o->initargs))
         return CF_EINVAL;
     struct thread_pool *p = calloc(1, sizeof *p);

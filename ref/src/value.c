@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cf_version(void) { return CF_VERSION; }
+int cf_version(void) {
+    return CF_VERSION;
+}
 
 /* ---- statuses --------------------------------------------------------- */
 
@@ -108,8 +110,7 @@ cf_status cf_value_copy(cf_value *out, const cf_value *src) {
     if (!out || !src || !type_known(src->type))
         return CF_EINVAL;
     if (src->type == CF_TYPE_BYTES || src->type == CF_TYPE_STR)
-        return make_buffer(out, src->type, src->as.buf.data,
-                           src->as.buf.len);
+        return make_buffer(out, src->type, src->as.buf.data, src->as.buf.len);
     *out = *src;
     return CF_OK;
 }
@@ -158,7 +159,9 @@ static void put(struct writer *w, const char *s, size_t n) {
             w->buf[w->len] = s[i];
 }
 
-static void puts_(struct writer *w, const char *s) { put(w, s, strlen(s)); }
+static void puts_(struct writer *w, const char *s) {
+    put(w, s, strlen(s));
+}
 
 /* Python's float repr: the shortest digits that read back to the same
  * double, in fixed notation for exponents -4..15, else d.ddde+XX. */
@@ -246,30 +249,49 @@ static void put_escaped_byte(struct writer *w, unsigned char c, char quote) {
     }
 }
 
-/* A str: ASCII as bytes are, Latin-1 controls and the soft hyphen as \xhh,
- * every other code point as it is (Python escapes a few more non-printable
- * code points; the reference prints them raw). */
+static bool printable(uint32_t cp) {
+    size_t lo = 0, hi = cf__unprintable_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cp > cf__unprintable[mid].hi)
+            lo = mid + 1;
+        else if (cp < cf__unprintable[mid].lo)
+            hi = mid;
+        else
+            return false;
+    }
+    return true;
+}
+
+/* Decodes one code point of valid UTF-8 (a str is validated when made). */
+static uint32_t decode_utf8(const unsigned char *s, size_t *len) {
+    unsigned c = s[0];
+    *len = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+    uint32_t cp = *len == 1 ? c : c & (0x3f >> (*len - 1));
+    for (size_t k = 1; k < *len; k++)
+        cp = (cp << 6) | (s[k] & 0x3f);
+    return cp;
+}
+
+/* A str: as Python, printable code points as they are, the others as
+ * \xhh, \uhhhh or \Uhhhhhhhh. */
 static void repr_str(struct writer *w, const char *s, size_t n) {
-    char quote = pick_quote(s, n);
+    char quote = pick_quote(s, n), tmp[16];
     put(w, &quote, 1);
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x80) {
-            put_escaped_byte(w, c, quote);
-            i++;
-            continue;
+    for (size_t i = 0, len; i < n; i += len) {
+        uint32_t cp = decode_utf8((const unsigned char *)s + i, &len);
+        if (cp < 0x80)
+            put_escaped_byte(w, (unsigned char)cp, quote);
+        else if (printable(cp))
+            put(w, s + i, len);
+        else {
+            snprintf(tmp, sizeof tmp,
+                     cp < 0x100     ? "\\x%02x"
+                     : cp < 0x10000 ? "\\u%04x"
+                                    : "\\U%08x",
+                     (unsigned)cp);
+            puts_(w, tmp);
         }
-        size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-        if (c == 0xc2 && i + 1 < n) {
-            unsigned char cp = (unsigned char)s[i + 1];
-            if (cp <= 0xa0 || cp == 0xad) {
-                put_escaped_byte(w, cp, quote);
-                i += 2;
-                continue;
-            }
-        }
-        put(w, s + i, len);
-        i += len;
     }
     put(w, &quote, 1);
 }
@@ -370,7 +392,9 @@ void cf__error_free(cf_error *error) {
         free(error);
 }
 
-const char *cf_error_type(const cf_error *e) { return e ? e->type : ""; }
+const char *cf_error_type(const cf_error *e) {
+    return e ? e->type : "";
+}
 
 const char *cf_error_message(const cf_error *e) {
     return e ? e->message : "";

@@ -43,8 +43,7 @@ static void install(struct wait_state *ws, struct cf__waiter *w,
 }
 
 static void partition(cf_future **unique, size_t n, cf_future **done,
-                      size_t *ndone, cf_future **not_done,
-                      size_t *nnot_done) {
+                      size_t *ndone, cf_future **not_done, size_t *nnot_done) {
     size_t d = 0, nd = 0;
     for (size_t i = 0; i < n; i++) {
         if (cf_future_done(unique[i])) {
@@ -69,8 +68,8 @@ static bool return_when_valid(cf_return_when when) {
 }
 
 cf_status cf_wait(cf_future *const *fs, size_t n, double timeout,
-                  cf_return_when return_when, cf_future **done,
-                  size_t *ndone, cf_future **not_done, size_t *nnot_done) {
+                  cf_return_when return_when, cf_future **done, size_t *ndone,
+                  cf_future **not_done, size_t *nnot_done) {
     struct wait_state ws = {return_when, 0, 0, false};
     struct cf__waiter w;
     cf__deadline deadline;
@@ -81,8 +80,8 @@ cf_status cf_wait(cf_future *const *fs, size_t n, double timeout,
     cf_status st = cf__unique_futures(fs, n, &unique, &ws.nunique);
     if (st != CF_OK)
         return st;
-    struct cf__waiter_node *nodes = calloc(ws.nunique ? ws.nunique : 1,
-                                           sizeof *nodes);
+    struct cf__waiter_node *nodes =
+        calloc(ws.nunique ? ws.nunique : 1, sizeof *nodes);
     if (!nodes) {
         st = CF_NOMEM;
         goto out_free_unique;

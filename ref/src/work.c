@@ -19,7 +19,9 @@ struct cf_call {
     cf_error *error;
 };
 
-size_t cf_nargs(const cf_call *call) { return call ? call->nargs : 0; }
+size_t cf_nargs(const cf_call *call) {
+    return call ? call->nargs : 0;
+}
 
 const cf_value *cf_arg(const cf_call *call, size_t i) {
     return call && i < call->nargs ? &call->args[i] : NULL;
