@@ -13,7 +13,9 @@
  *  - Out-parameters come last and are written only on CF_OK.
  *  - Timeouts are seconds as a double, measured on CLOCK_MONOTONIC:
  *    CF_FOREVER waits without limit, a value <= 0 polls (never blocks), NaN is
- *    rejected with CF_EINVAL. A timed wait never returns CF_TIMEOUT early.
+ *    rejected with CF_EINVAL (even where nothing would be waited for). A
+ *    timed wait never returns CF_TIMEOUT early. A timeout above 1e9 seconds
+ *    (about 31 years) is taken as CF_FOREVER.
  *  - "Python:" names the concurrent.futures call a function corresponds to.
  *
  * Where CPython and its documentation disagree, cfutures follows the
@@ -209,13 +211,16 @@ cf_status cf_value_copy(cf_value *out, const cf_value *src);
 void cf_value_free(cf_value *v);
 
 /* True when a and b have the same type and the same contents (PTR: the same
- * address; DOUBLE: ==, so NaN differs from itself, as in Python). */
+ * address; DOUBLE: ==, so NaN differs from itself, as in Python). False if
+ * either is NULL. */
 bool cf_value_equal(const cf_value *a, const cf_value *b);
 
 /*
  * Writes Python's repr() of v into buf (at most size octets, always
- * NUL-terminated when size > 0): None, True, 7, 1.5, b'a\x00', 'text'.
- * A PTR prints as <pointer 0x...>.
+ * NUL-terminated when size > 0; buf may be NULL when size is 0): None, True,
+ * 7, 1.5, b'a\x00', 'text'. A str escapes the code points Python's
+ * str.isprintable() rejects (Unicode 14, as Python 3.11). A PTR prints as
+ * <pointer 0x...>.
  * Returns: the length the whole repr needs, as snprintf does; -1 if v is
  *          NULL or has an unknown type.
  * Thread-safety: any thread.
@@ -341,6 +346,7 @@ cf_status cf_future_result(cf_future *future, double timeout, cf_value *out);
  * Python: Future.exception(timeout)
  * out:     on CF_OK the error, or NULL if the call finished without raising.
  *          The future owns it; it lives as long as the caller's reference.
+ *          Required (NULL -> CF_EINVAL).
  * Returns: CF_OK, CF_CANCELLED, CF_TIMEOUT, CF_EINVAL. Blocks up to timeout.
  */
 cf_status cf_future_exception(cf_future *future, double timeout,
@@ -348,7 +354,9 @@ cf_status cf_future_exception(cf_future *future, double timeout,
 
 /*
  * A done callback: called once with the future (borrowed for the duration of
- * the call) and the ctx given when it was added. Return CF_OK; any other
+ * the call: the thread completing the future holds a reference across its
+ * callbacks, so a callback may release any reference it owns) and the ctx
+ * given when it was added. Return CF_OK; any other
  * status is logged at CF_LOG_ERROR ("exception calling callback for ...")
  * and ignored, and the callbacks after it still run -- as Python logs and
  * ignores an Exception raised by a callback.
@@ -376,7 +384,9 @@ cf_status cf_future_add_done_callback(cf_future *future, cf_done_callback fn,
  * cancelled. Python: Future.set_running_or_notify_cancel()
  * Returns: CF_OK (now RUNNING); CF_CANCELLED (it was cancelled: the executor
  *          must not run the call; its callbacks already ran at cancel);
- *          CF_INVALID_STATE if called a second time, or after set_result /
+ *          CF_INVALID_STATE when the future is RUNNING or FINISHED, or is
+ *          cancelled and was already reported CF_CANCELLED once (each future
+ *          answers CF_OK or CF_CANCELLED at most once), or after set_result /
  *          set_exception (Python raises RuntimeError there); CF_EINVAL.
  */
 cf_status cf_future_set_running_or_notify_cancel(cf_future *future);
@@ -518,13 +528,18 @@ typedef struct cf_work cf_work;
 typedef struct cf_executor_ops {
     /* Shown in messages and cf_executor_name, e.g. "InlineExecutor". */
     const char *name;
-    /* Queue one work item. Return CF_OK to take it, or a failure status
+    /* Queue one work item. Called with no cfutures lock held; it may call
+     * any cfutures function, cf_submit on this same executor included, and
+     * may end the work at once (cf_work_run in the caller's thread): once it
+     * has ended the work it must return CF_OK. Return CF_OK to take it, or a
+     * failure status
      * (CF_SHUTDOWN, CF_BROKEN, CF_EAGAIN, CF_NOMEM) to refuse it; the
      * library then discards it. Called from any thread, concurrently with
      * itself and with shutdown: an executor must refuse, with CF_SHUTDOWN,
      * a submit that reaches it after its shutdown began. */
     cf_status (*submit)(void *self, cf_work *work);
-    /* Stop taking work; with cancel_futures cancel what has not started;
+    /* Stop taking work; with cancel_futures cancel what has not started
+     * (cf_future_cancel(cf_work_future(w)), then cf_work_release(w));
      * with wait, return once everything taken is done. May be called more
      * than once and concurrently. Return CF_OK, or CF_DEADLOCK as
      * cf_executor_shutdown. */
@@ -536,6 +551,8 @@ typedef struct cf_executor_ops {
 
 /*
  * Makes an executor from an operations table and the executor's own state.
+ * On failure nothing is kept: self stays the caller's and ops->free is not
+ * called.
  * ops:     borrowed; must outlive the executor (a static table).
  * self:    passed to every operation; the executor's own.
  * out:     the new executor, owned by the caller (cf_executor_free).
@@ -631,8 +648,9 @@ cf_status cf_thread_pool_new(const cf_thread_pool_options *options,
                              cf_executor **out);
 
 /* The full name of the calling thread if it is a pool worker
- * ("ThreadPoolExecutor-0_1"), else NULL. (The OS name is cut to 15
- * characters.) Python: threading.current_thread().name */
+ * ("ThreadPoolExecutor-0_1"), else NULL; valid until the thread exits. (The
+ * OS name is cut to 15 characters.) Python: threading.current_thread().name
+ */
 const char *cf_current_thread_name(void);
 
 /* ------------------------------------------------------------------------
@@ -722,7 +740,8 @@ typedef struct cf_map_iter cf_map_iter;
  *          args[i * nargs] .. args[i * nargs + nargs - 1] -- Python's
  *          iterables zipped. nitems may be 0.
  * timeout: for the whole iteration, counted from this call.
- * chunksize: ignored by thread pools, as in Python.
+ * chunksize: calls per task for executors that batch them (Python's default
+ *          is 1); thread pools ignore it, whatever its value, as in Python.
  * out:     owned by the caller (cf_map_close).
  * Returns: CF_OK; CF_SHUTDOWN / CF_BROKEN / CF_EAGAIN / CF_NOMEM when a
  *          submit fails (what was already submitted is cancelled, and no
