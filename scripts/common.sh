@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/run and scripts/test (sourced, not run).
 
 # Prints seconds as 1m05s.
@@ -7,6 +8,7 @@ fmt_time() {
 
 # Reads a CTest JUnit file and sets junit_passed, junit_failed and
 # junit_skipped (all 0 when the file does not exist).
+# shellcheck disable=SC2034 # the caller reads them
 junit_counts() {
     local tests=0 failures=0 skipped=0 disabled=0 key value
     junit_passed=0 junit_failed=0 junit_skipped=0
