@@ -1,0 +1,767 @@
+/*
+ * The thread pool: cf_thread_pool_options_init, cf_thread_pool_new (its
+ * argument checks and max_workers default), how many threads it starts and
+ * when, thread names (cf_current_thread_name), and the initializer, including
+ * one that fails and breaks the pool.
+ *
+ * Threads are counted by the distinct pthread_self() values the tasks see,
+ * and by the entries of /proc/self/task; tasks block on gates so that the
+ * count is taken while every worker is busy. Nothing sleeps.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* sched_getaffinity, CPU_COUNT, gettid */
+#endif
+
+#include "harness.h"
+
+#include <dirent.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- helpers ----------------------------------------------------------- */
+
+/* Waits on c for at most 1 ms; the caller re-checks its condition and its
+ * own deadline. */
+static void cond_wait_a_little(pthread_cond_t *c, pthread_mutex_t *m) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(c, m, &ts);
+}
+
+/* Notes the kernel id of the thread it runs in. */
+static void *note_tid(void *arg) {
+    *(pid_t *)arg = gettid();
+    return NULL;
+}
+
+/* Starts and joins one thread, and waits until it has left /proc, so that
+ * threads a runtime starts along with the first one (ThreadSanitizer's
+ * background thread) exist before a test takes its baseline count. */
+static void settle_runtime_threads(void) {
+    pthread_t t;
+    pid_t tid = 0;
+    char path[64];
+    double deadline = test_now() + LONG;
+    ASSERT_EQ(pthread_create(&t, NULL, note_tid, &tid), 0);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    snprintf(path, sizeof path, "/proc/self/task/%d", (int)tid);
+    while (access(path, F_OK) == 0) {
+        if (test_now() > deadline)
+            test_fail(__FILE__, __LINE__, "%s stays after the join", path);
+        sched_yield();
+    }
+}
+
+/* The number of threads in this process: the entries of /proc/self/task. */
+static int count_threads(void) {
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+    ASSERT_NOT_NULL(d);
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Waits until the process has `want` threads: a thread that has been joined
+ * can stay listed in /proc for a moment after pthread_join returns. */
+static void wait_thread_count(int want) {
+    double deadline = test_now() + LONG;
+    int n;
+    while ((n = count_threads()) != want) {
+        if (test_now() > deadline)
+            test_fail(__FILE__, __LINE__, "%d threads, want %d", n, want);
+        sched_yield();
+    }
+}
+
+static cf_executor *pool_with(const cf_thread_pool_options *o) {
+    cf_executor *ex = NULL;
+    ASSERT_OK(cf_thread_pool_new(o, &ex));
+    ASSERT_NOT_NULL(ex);
+    return ex;
+}
+
+static cf_executor *pool_new(int max_workers) {
+    cf_thread_pool_options o;
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = max_workers;
+    return pool_with(&o);
+}
+
+/* Python's default worker count for this machine, by either reading of
+ * "cpus": the CPUs this process may run on (Python 3.13's
+ * process_cpu_count) and the CPUs online (3.8-3.12's cpu_count). */
+static int default_workers_affinity(void) {
+    cpu_set_t set;
+    int cpus = 1;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        cpus = CPU_COUNT(&set);
+    return cpus + 4 < 32 ? cpus + 4 : 32;
+}
+
+static int default_workers_online(void) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1)
+        cpus = 1;
+    return cpus + 4 < 32 ? (int)cpus + 4 : 32;
+}
+
+#define MAX_RECORDED 64
+
+/* What task_record saw: how many calls started, on which distinct threads,
+ * those threads' names, and whether each had run the initializer. */
+typedef struct recorder {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    long started;
+    size_t nthreads;
+    pthread_t threads[MAX_RECORDED];
+    char *names[MAX_RECORDED];
+    gate proceed; /* every recording task waits on it when asked to */
+} recorder;
+
+static void recorder_init(recorder *r) {
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    gate_init(&r->proceed);
+}
+
+static void recorder_destroy(recorder *r) {
+    for (size_t i = 0; i < r->nthreads; i++)
+        free(r->names[i]);
+    gate_destroy(&r->proceed);
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->lock);
+}
+
+/* Waits until n calls have started; LONG fails. */
+static void recorder_wait_started(recorder *r, long n) {
+    double deadline = test_now() + LONG;
+    pthread_mutex_lock(&r->lock);
+    while (r->started < n) {
+        if (test_now() > deadline)
+            test_fail(__FILE__, __LINE__, "%ld calls started, want %ld",
+                      r->started, n);
+        cond_wait_a_little(&r->cond, &r->lock);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Watches for SHORT that no more than n calls start. */
+static void recorder_assert_no_more_than(recorder *r, long n) {
+    double deadline = test_now() + SHORT;
+    pthread_mutex_lock(&r->lock);
+    while (test_now() < deadline) {
+        if (r->started > n)
+            test_fail(__FILE__, __LINE__, "%ld calls started, at most %ld",
+                      r->started, n);
+        cond_wait_a_little(&r->cond, &r->lock);
+    }
+    ASSERT_LE(r->started, n);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static _Thread_local int initializer_runs_here;
+
+/* arg0: recorder*, arg1: bool, true to wait on the recorder's proceed gate.
+ * Records the call and its thread; returns how many times the initializer
+ * ran in this thread. */
+static void task_record(cf_call *call) {
+    recorder *r = (recorder *)cf_arg(call, 0)->as.ptr;
+    bool block = cf_arg(call, 1)->as.b;
+    pthread_t self = pthread_self();
+    size_t i;
+
+    pthread_mutex_lock(&r->lock);
+    for (i = 0; i < r->nthreads; i++)
+        if (pthread_equal(r->threads[i], self))
+            break;
+    if (i == r->nthreads) {
+        const char *name = cf_current_thread_name();
+        if (r->nthreads == MAX_RECORDED)
+            test_fail(__FILE__, __LINE__, "more than %d threads",
+                      MAX_RECORDED);
+        r->threads[i] = self;
+        r->names[i] = name ? strdup(name) : NULL;
+        r->nthreads++;
+    }
+    r->started++;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    if (block)
+        gate_wait(&r->proceed);
+    cf_return(call, cf_int(initializer_runs_here));
+}
+
+/* Submits n recording calls (blocked on the proceed gate if block). */
+static cf_future **submit_recorded(cf_executor *ex, recorder *r, size_t n,
+                                   bool block) {
+    cf_value args[2] = {cf_ptr(r), cf_bool(block)};
+    cf_future **fs = calloc(n, sizeof *fs);
+    ASSERT_NOT_NULL(fs);
+    for (size_t i = 0; i < n; i++)
+        ASSERT_OK(cf_submit(ex, task_record, args, 2, &fs[i]));
+    return fs;
+}
+
+/* Waits for n futures, checks each returned want, releases them. */
+static void finish_all(cf_future **fs, size_t n, int64_t want) {
+    for (size_t i = 0; i < n; i++) {
+        cf_value v = cf_none();
+        ASSERT_OK(cf_future_result(fs[i], LONG, &v));
+        ASSERT_EQ(v.type, CF_TYPE_INT);
+        ASSERT_EQ(v.as.i, want);
+        ASSERT_OK(cf_future_release(fs[i]));
+    }
+    free(fs);
+}
+
+/*
+ * Submits 15 * hi blocked calls and checks that the pool runs exactly one of
+ * lo or hi of them at once (lo == hi for an exact count), on as many
+ * distinct threads, and that every call runs on one of those threads.
+ */
+static void check_saturation(cf_executor *ex, int lo, int hi) {
+    recorder r;
+    size_t n = 15 * (size_t)hi;
+    recorder_init(&r);
+    cf_future **fs = submit_recorded(ex, &r, n, true);
+    recorder_wait_started(&r, lo);
+    recorder_assert_no_more_than(&r, hi);
+    pthread_mutex_lock(&r.lock);
+    long running = r.started;
+    ASSERT_EQ(r.nthreads, running);
+    pthread_mutex_unlock(&r.lock);
+    ASSERT_TRUE(running == lo || running == hi);
+    gate_open(&r.proceed);
+    finish_all(fs, n, 0);
+    ASSERT_EQ(r.started, n);
+    ASSERT_EQ(r.nthreads, running);
+    ASSERT_OK(cf_executor_free(ex));
+    recorder_destroy(&r);
+}
+
+/* arg0: pthread_t* where the task writes the thread it runs on. */
+static void task_thread_id(cf_call *call) {
+    *(pthread_t *)cf_arg(call, 0)->as.ptr = pthread_self();
+}
+
+/* Returns the calling thread's cf_current_thread_name() (None if NULL). */
+static void task_name(cf_call *call) {
+    const char *name = cf_current_thread_name();
+    cf_value v = cf_none();
+    if (name)
+        ASSERT_OK(cf_value_str(&v, name));
+    cf_return(call, v);
+}
+
+/* Runs task_name on ex and gives the name (the caller frees it). */
+static char *name_in(cf_executor *ex) {
+    cf_future *f = NULL;
+    cf_value v = cf_none();
+    ASSERT_OK(cf_submit(ex, task_name, NULL, 0, &f));
+    ASSERT_OK(cf_future_result(f, LONG, &v));
+    ASSERT_EQ(v.type, CF_TYPE_STR);
+    char *name = strdup(v.as.buf.data);
+    ASSERT_NOT_NULL(name);
+    cf_value_free(&v);
+    ASSERT_OK(cf_future_release(f));
+    return name;
+}
+
+/* Parses "ThreadPoolExecutor-<k>_<n>"; false if name has another form. */
+static bool parse_default_name(const char *name, long *k, long *n) {
+    const char *prefix = "ThreadPoolExecutor-";
+    char *end;
+    if (strncmp(name, prefix, strlen(prefix)) != 0)
+        return false;
+    name += strlen(prefix);
+    if (*name < '0' || *name > '9')
+        return false;
+    *k = strtol(name, &end, 10);
+    if (*end != '_' || end[1] < '0' || end[1] > '9')
+        return false;
+    *n = strtol(end + 1, &end, 10);
+    return *end == '\0';
+}
+
+/* What the recording initializer saw. */
+typedef struct init_log {
+    pthread_mutex_t lock;
+    int calls;
+    int bad_args;
+    pthread_t threads[MAX_RECORDED];
+} init_log;
+
+/* Initializer: arg0 init_log*, arg1 int 42, arg2 str "init-arg". Counts its
+ * calls and threads, and notes whether its arguments were right. */
+static void init_record(cf_call *call) {
+    init_log *l = (init_log *)cf_arg(call, 0)->as.ptr;
+    const cf_value *a1 = cf_arg(call, 1), *a2 = cf_arg(call, 2);
+    bool ok = cf_nargs(call) == 3 && a1->type == CF_TYPE_INT &&
+              a1->as.i == 42 && a2->type == CF_TYPE_STR &&
+              strcmp(a2->as.buf.data, "init-arg") == 0;
+    pthread_mutex_lock(&l->lock);
+    if (l->calls < MAX_RECORDED)
+        l->threads[l->calls] = pthread_self();
+    l->calls++;
+    l->bad_args += !ok;
+    pthread_mutex_unlock(&l->lock);
+    initializer_runs_here++;
+}
+
+/* Initializer: arg0 gate* to wait on first (or None); then raises. */
+static void init_fail(cf_call *call) {
+    const cf_value *g = cf_arg(call, 0);
+    if (g && g->type == CF_TYPE_PTR)
+        gate_wait((gate *)g->as.ptr);
+    cf_raise(call, "ValueError", "initializer failed on purpose");
+}
+
+/* Counts calls; arg0 is a counter guarded by its own mutex. */
+typedef struct run_count {
+    pthread_mutex_t lock;
+    int n;
+} run_count;
+
+static void task_count(cf_call *call) {
+    run_count *c = (run_count *)cf_arg(call, 0)->as.ptr;
+    pthread_mutex_lock(&c->lock);
+    c->n++;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* The log lines the library sent to the hook. */
+static struct {
+    pthread_mutex_t lock;
+    int critical;
+    int error;
+    char last[256];
+} logs = {PTHREAD_MUTEX_INITIALIZER, 0, 0, ""};
+
+static void log_capture(cf_log_level level, const char *message, void *ctx) {
+    (void)ctx;
+    pthread_mutex_lock(&logs.lock);
+    if (level == CF_LOG_CRITICAL)
+        logs.critical++;
+    else
+        logs.error++;
+    snprintf(logs.last, sizeof logs.last, "%s", message ? message : "");
+    pthread_mutex_unlock(&logs.lock);
+}
+
+/* A pool of max_workers whose initializer waits on `go`, then raises. */
+static cf_executor *failing_pool(int max_workers, gate *go) {
+    cf_thread_pool_options o;
+    cf_value initargs[1] = {cf_ptr(go)};
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = max_workers;
+    o.initializer = init_fail;
+    o.initargs = initargs;
+    o.ninitargs = 1;
+    return pool_with(&o);
+}
+
+#define BROKEN_MESSAGE                                                        \
+    "A thread initializer failed, the thread pool is not usable anymore"
+
+static cf_executor *const not_written = (cf_executor *)&logs;
+
+/* ---- options and arguments --------------------------------------------- */
+
+/* thread-pool.options-init.defaults: options_init gives CF_DEFAULT_WORKERS,
+ * no prefix and no initializer, whatever the struct held before. */
+TEST(thread_pool_options_init_gives_defaults) {
+    cf_thread_pool_options o;
+    memset(&o, 0xAB, sizeof o);
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    ASSERT_EQ(o.max_workers, CF_DEFAULT_WORKERS);
+    ASSERT_NULL(o.thread_name_prefix);
+    ASSERT_TRUE(o.initializer == NULL);
+    ASSERT_NULL(o.initargs);
+    ASSERT_EQ(o.ninitargs, 0);
+}
+
+/* thread-pool.options-init.null-is-einval: options_init(NULL) is CF_EINVAL. */
+TEST(thread_pool_options_init_null_is_einval) {
+    ASSERT_STATUS(cf_thread_pool_options_init(NULL), CF_EINVAL);
+}
+
+/* thread-pool.new.max-workers-zero-is-einval: max_workers 0 is rejected
+ * (Python: ValueError "max_workers must be greater than 0") and out is left
+ * alone. */
+TEST(thread_pool_max_workers_zero_is_einval) {
+    cf_thread_pool_options o;
+    cf_executor *ex = not_written;
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = 0;
+    ASSERT_STATUS(cf_thread_pool_new(&o, &ex), CF_EINVAL);
+    ASSERT_TRUE(ex == not_written);
+}
+
+/* thread-pool.new.max-workers-negative-is-einval: max_workers -1 is
+ * rejected and out is left alone. */
+TEST(thread_pool_max_workers_negative_is_einval) {
+    cf_thread_pool_options o;
+    cf_executor *ex = not_written;
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = -1;
+    ASSERT_STATUS(cf_thread_pool_new(&o, &ex), CF_EINVAL);
+    ASSERT_TRUE(ex == not_written);
+}
+
+/* thread-pool.new.null-out-is-einval: cf_thread_pool_new with out NULL is
+ * CF_EINVAL. */
+TEST(thread_pool_new_null_out_is_einval) {
+    cf_thread_pool_options o;
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    ASSERT_STATUS(cf_thread_pool_new(&o, NULL), CF_EINVAL);
+    ASSERT_STATUS(cf_thread_pool_new(NULL, NULL), CF_EINVAL);
+}
+
+/* thread-pool.new.initargs-null-with-count-is-einval: initargs NULL with
+ * ninitargs > 0 is CF_EINVAL and out is left alone. */
+TEST(thread_pool_initargs_null_with_count_is_einval) {
+    cf_thread_pool_options o;
+    cf_executor *ex = not_written;
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.initializer = init_record;
+    o.initargs = NULL;
+    o.ninitargs = 2;
+    ASSERT_STATUS(cf_thread_pool_new(&o, &ex), CF_EINVAL);
+    ASSERT_TRUE(ex == not_written);
+}
+
+/* ---- how many threads -------------------------------------------------- */
+
+/* thread-pool.default-workers: CF_DEFAULT_WORKERS runs min(32, cpus + 4)
+ * calls at once (cpus: the CPUs this process may use, or those online). */
+TEST(thread_pool_default_workers_is_min_32_cpus_plus_4) {
+    int a = default_workers_affinity(), b = default_workers_online();
+    check_saturation(pool_new(CF_DEFAULT_WORKERS), a < b ? a : b,
+                     a < b ? b : a);
+}
+
+/* thread-pool.new.null-options-are-defaults: options NULL gives the default
+ * worker count, min(32, cpus + 4). */
+TEST(thread_pool_null_options_give_default_workers) {
+    int a = default_workers_affinity(), b = default_workers_online();
+    check_saturation(pool_with(NULL), a < b ? a : b, a < b ? b : a);
+}
+
+/* thread-pool.saturation: 15 * max_workers blocked calls start exactly
+ * max_workers threads. */
+TEST(thread_pool_saturation_starts_exactly_max_workers) {
+    check_saturation(pool_new(4), 4, 4);
+}
+
+/* thread-pool.saturation.one-worker: a pool of one runs one call at a time,
+ * all on the same thread. */
+TEST(thread_pool_single_worker_runs_one_call_at_a_time) {
+    check_saturation(pool_new(1), 1, 1);
+}
+
+/* thread-pool.idle-worker-reused: three sequential submit-then-result calls
+ * run on one thread although the pool may start four. */
+TEST(thread_pool_idle_worker_reused) {
+    cf_executor *ex = pool_new(4);
+    pthread_t ids[3];
+    for (int i = 0; i < 3; i++) {
+        cf_value arg = cf_ptr(&ids[i]);
+        cf_future *f = NULL;
+        ASSERT_OK(cf_submit(ex, task_thread_id, &arg, 1, &f));
+        ASSERT_OK(cf_future_result(f, LONG, NULL));
+        ASSERT_OK(cf_future_release(f));
+    }
+    ASSERT_TRUE(pthread_equal(ids[0], ids[1]));
+    ASSERT_TRUE(pthread_equal(ids[1], ids[2]));
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* thread-pool.threads-start-lazily: a new pool starts no thread, and two
+ * blocked calls on a pool of four start exactly two. */
+TEST(thread_pool_threads_start_lazily) {
+    settle_runtime_threads();
+    int before = count_threads();
+    cf_executor *ex = pool_new(4);
+    recorder r;
+    recorder_init(&r);
+    ASSERT_EQ(count_threads(), before);
+    cf_future **fs = submit_recorded(ex, &r, 2, true);
+    recorder_wait_started(&r, 2);
+    ASSERT_EQ(count_threads(), before + 2);
+    ASSERT_EQ(r.nthreads, 2);
+    gate_open(&r.proceed);
+    finish_all(fs, 2, 0);
+    ASSERT_OK(cf_executor_free(ex));
+    recorder_destroy(&r);
+}
+
+/* thread-pool.shutdown-wait-joins-workers: after shutdown with wait the
+ * pool's threads have exited. */
+TEST(thread_pool_shutdown_wait_ends_worker_threads) {
+    settle_runtime_threads();
+    int before = count_threads();
+    cf_executor *ex = pool_new(3);
+    recorder r;
+    recorder_init(&r);
+    cf_future **fs = submit_recorded(ex, &r, 3, true);
+    recorder_wait_started(&r, 3);
+    ASSERT_EQ(count_threads(), before + 3);
+    gate_open(&r.proceed);
+    ASSERT_OK(cf_executor_shutdown(ex, true, false));
+    wait_thread_count(before);
+    finish_all(fs, 3, 0);
+    ASSERT_OK(cf_executor_free(ex));
+    recorder_destroy(&r);
+}
+
+/* ---- thread names ------------------------------------------------------ */
+
+/* thread-pool.thread-names.prefix: with a prefix the workers are named
+ * "<prefix>_0" .. "<prefix>_<max-1>", one name per thread. */
+TEST(thread_pool_thread_names_use_prefix) {
+    cf_thread_pool_options o;
+    recorder r;
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = 5;
+    o.thread_name_prefix = "SpecialPool";
+    cf_executor *ex = pool_with(&o);
+    recorder_init(&r);
+    cf_future **fs = submit_recorded(ex, &r, 5, true);
+    recorder_wait_started(&r, 5);
+    gate_open(&r.proceed);
+    finish_all(fs, 5, 0);
+    ASSERT_EQ(r.nthreads, 5);
+    bool seen[5] = {false};
+    for (size_t i = 0; i < 5; i++) {
+        ASSERT_NOT_NULL(r.names[i]);
+        ASSERT_EQ(strncmp(r.names[i], "SpecialPool_", 12), 0);
+        ASSERT_EQ(strlen(r.names[i]), 13);
+        int n = r.names[i][12] - '0';
+        ASSERT_TRUE(n >= 0 && n < 5);
+        ASSERT_FALSE(seen[n]);
+        seen[n] = true;
+    }
+    ASSERT_OK(cf_executor_free(ex));
+    recorder_destroy(&r);
+}
+
+/* thread-pool.thread-names.prefix-copied: the pool keeps its own copy of
+ * the prefix. */
+TEST(thread_pool_thread_name_prefix_is_copied) {
+    cf_thread_pool_options o;
+    char *prefix = strdup("CopiedPrefix");
+    ASSERT_NOT_NULL(prefix);
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = 1;
+    o.thread_name_prefix = prefix;
+    cf_executor *ex = pool_with(&o);
+    memset(prefix, 'X', strlen(prefix));
+    free(prefix);
+    char *name = name_in(ex);
+    ASSERT_STREQ(name, "CopiedPrefix_0");
+    free(name);
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* thread-pool.thread-names.default: without a prefix the first worker of
+ * each pool is "ThreadPoolExecutor-<k>_0", k counting pools in the order
+ * they were made. */
+TEST(thread_pool_thread_names_default_prefix) {
+    cf_thread_pool_options o;
+    long k1, k2, n1, n2;
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    cf_executor *first = pool_with(&o);
+    cf_executor *second = pool_with(NULL);
+    char *name2 = name_in(second), *name1 = name_in(first);
+    if (!parse_default_name(name1, &k1, &n1) ||
+        !parse_default_name(name2, &k2, &n2))
+        test_fail(__FILE__, __LINE__, "names \"%s\", \"%s\"", name1, name2);
+    ASSERT_EQ(n1, 0);
+    ASSERT_EQ(n2, 0);
+    ASSERT_EQ(k2, k1 + 1);
+    free(name1);
+    free(name2);
+    ASSERT_OK(cf_executor_free(first));
+    ASSERT_OK(cf_executor_free(second));
+}
+
+/* thread-pool.thread-names.empty-prefix-is-default: a prefix "" gives the
+ * default "ThreadPoolExecutor-<k>_<n>" names. */
+TEST(thread_pool_empty_prefix_gives_default_names) {
+    cf_thread_pool_options o;
+    long k, n;
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = 2;
+    o.thread_name_prefix = "";
+    cf_executor *ex = pool_with(&o);
+    char *name = name_in(ex);
+    if (!parse_default_name(name, &k, &n))
+        test_fail(__FILE__, __LINE__, "name \"%s\"", name);
+    ASSERT_EQ(n, 0);
+    free(name);
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+static void *name_in_plain_thread(void *arg) {
+    *(const char **)arg = cf_current_thread_name();
+    return NULL;
+}
+
+/* thread-pool.current-thread-name.null-outside-pools: the main thread and a
+ * thread the program started itself have no pool name. */
+TEST(thread_pool_current_thread_name_null_outside_workers) {
+    const char *name = "unset";
+    pthread_t t;
+    ASSERT_NULL(cf_current_thread_name());
+    cf_executor *ex = pool_new(1);
+    char *worker = name_in(ex);
+    free(worker);
+    ASSERT_NULL(cf_current_thread_name());
+    ASSERT_EQ(pthread_create(&t, NULL, name_in_plain_thread, &name), 0);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    ASSERT_NULL(name);
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* ---- the initializer --------------------------------------------------- */
+
+/* thread-pool.initializer.once-per-worker: the initializer runs once at the
+ * start of each worker, with its initargs, before any call on it. */
+TEST(thread_pool_initializer_runs_once_per_worker) {
+    init_log l = {PTHREAD_MUTEX_INITIALIZER, 0, 0, {0}};
+    cf_thread_pool_options o;
+    cf_value initargs[3] = {cf_ptr(&l), cf_int(42), cf_none()};
+    recorder r;
+    ASSERT_OK(cf_value_str(&initargs[2], "init-arg"));
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = 3;
+    o.initializer = init_record;
+    o.initargs = initargs;
+    o.ninitargs = 3;
+    cf_executor *ex = pool_with(&o);
+    recorder_init(&r);
+    cf_future **fs = submit_recorded(ex, &r, 3, true);
+    recorder_wait_started(&r, 3);
+    gate_open(&r.proceed);
+    finish_all(fs, 3, 1); /* each call saw one initializer run */
+    fs = submit_recorded(ex, &r, 9, false);
+    finish_all(fs, 9, 1);
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_EQ(r.nthreads, 3);
+    ASSERT_EQ(l.calls, 3);
+    ASSERT_EQ(l.bad_args, 0);
+    for (int i = 0; i < 3; i++) {
+        bool found = false;
+        for (size_t j = 0; j < r.nthreads; j++)
+            found |= pthread_equal(l.threads[i], r.threads[j]) != 0;
+        ASSERT_TRUE(found);
+    }
+    cf_value_free(&initargs[2]);
+    recorder_destroy(&r);
+}
+
+/* thread-pool.initializer.initargs-copied: the pool keeps its own copies of
+ * initargs, so the caller may free them before any worker starts. */
+TEST(thread_pool_initargs_are_copied) {
+    init_log l = {PTHREAD_MUTEX_INITIALIZER, 0, 0, {0}};
+    cf_thread_pool_options o;
+    cf_value initargs[3] = {cf_ptr(&l), cf_int(42), cf_none()};
+    ASSERT_OK(cf_value_str(&initargs[2], "init-arg"));
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = 1;
+    o.initializer = init_record;
+    o.initargs = initargs;
+    o.ninitargs = 3;
+    cf_executor *ex = pool_with(&o);
+    memset(initargs[2].as.buf.data, 'X', initargs[2].as.buf.len);
+    cf_value_free(&initargs[2]);
+    initargs[1] = cf_int(0);
+    char *name = name_in(ex);
+    free(name);
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_EQ(l.calls, 1);
+    ASSERT_EQ(l.bad_args, 0);
+}
+
+/* thread-pool.initializer.failure-breaks-queued: when the initializer
+ * raises, every queued call fails with CF_BROKEN, BrokenThreadPool("A thread
+ * initializer failed, the thread pool is not usable anymore"), and never
+ * runs. */
+TEST(thread_pool_failing_initializer_fails_queued_calls) {
+    gate go;
+    run_count runs = {PTHREAD_MUTEX_INITIALIZER, 0};
+    cf_value arg = cf_ptr(&runs);
+    cf_future *fs[3];
+    gate_init(&go);
+    ASSERT_OK(cf_set_log_hook(log_capture, NULL));
+    cf_executor *ex = failing_pool(2, &go);
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &fs[i]));
+    gate_open(&go);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_STATUS(cf_future_result(fs[i], LONG, NULL), CF_BROKEN);
+        check_raised(fs[i], CF_BROKEN, "BrokenThreadPool", BROKEN_MESSAGE);
+        ASSERT_OK(cf_future_release(fs[i]));
+    }
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_EQ(runs.n, 0);
+    ASSERT_OK(cf_set_log_hook(NULL, NULL));
+    gate_destroy(&go);
+}
+
+/* thread-pool.initializer.failure-breaks-submit: once the initializer has
+ * failed, cf_submit returns CF_BROKEN and schedules nothing. */
+TEST(thread_pool_submit_after_initializer_failure_is_broken) {
+    gate go;
+    cf_future *f = NULL, *later = (cf_future *)&go;
+    run_count runs = {PTHREAD_MUTEX_INITIALIZER, 0};
+    cf_value arg = cf_ptr(&runs);
+    gate_init(&go);
+    ASSERT_OK(cf_set_log_hook(log_capture, NULL));
+    cf_executor *ex = failing_pool(1, &go);
+    ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &f));
+    gate_open(&go);
+    ASSERT_STATUS(cf_future_result(f, LONG, NULL), CF_BROKEN);
+    ASSERT_STATUS(cf_submit(ex, task_count, &arg, 1, &later), CF_BROKEN);
+    ASSERT_TRUE(later == (cf_future *)&go);
+    ASSERT_OK(cf_future_release(f));
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_EQ(runs.n, 0);
+    ASSERT_OK(cf_set_log_hook(NULL, NULL));
+    gate_destroy(&go);
+}
+
+/* thread-pool.initializer.failure-logs-critical: a failing initializer is
+ * logged once, at CF_LOG_CRITICAL, through the log hook. */
+TEST(thread_pool_failing_initializer_logs_critical) {
+    gate go;
+    cf_future *f = NULL;
+    gate_init(&go);
+    ASSERT_OK(cf_set_log_hook(log_capture, NULL));
+    cf_executor *ex = failing_pool(1, &go);
+    ASSERT_OK(cf_submit(ex, task_return_arg, NULL, 0, &f));
+    gate_open(&go);
+    ASSERT_STATUS(cf_future_result(f, LONG, NULL), CF_BROKEN);
+    ASSERT_OK(cf_executor_shutdown(ex, true, false));
+    pthread_mutex_lock(&logs.lock);
+    ASSERT_EQ(logs.critical, 1);
+    ASSERT_EQ(logs.error, 0);
+    ASSERT_TRUE(logs.last[0] != '\0');
+    pthread_mutex_unlock(&logs.lock);
+    ASSERT_OK(cf_future_release(f));
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_OK(cf_set_log_hook(NULL, NULL));
+    gate_destroy(&go);
+}
