@@ -1,0 +1,703 @@
+/*
+ * Shutdown: cf_executor_shutdown (wait, cancel_futures, twice),
+ * cf_executor_free, submit after shutdown, and the wait at process exit.
+ *
+ * A "shutter" thread makes the shutdown (or free) call so that the test
+ * thread can watch it block: the shutter opens `calling` just before the
+ * call and `returned` right after it, noting which futures were done by
+ * then. The process-exit tests fork(): the child makes its pools and exits,
+ * the parent talks to it through pipes and reads its exit status.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include "harness.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- helpers ----------------------------------------------------------- */
+
+/* Waits up to timeout seconds for g to open; true if it did. */
+static bool gate_wait_for(gate *g, double timeout) {
+    double deadline = test_now() + timeout;
+    pthread_mutex_lock(&g->lock);
+    while (!g->open && test_now() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+    }
+    bool open = g->open;
+    pthread_mutex_unlock(&g->lock);
+    return open;
+}
+
+static cf_executor *pool_new(int max_workers) {
+    cf_thread_pool_options o;
+    cf_executor *ex = NULL;
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = max_workers;
+    ASSERT_OK(cf_thread_pool_new(&o, &ex));
+    ASSERT_NOT_NULL(ex);
+    return ex;
+}
+
+/* Submits task_gate_return(started, proceed, int value). */
+static cf_future *submit_gated(cf_executor *ex, gate *started, gate *proceed,
+                               int64_t value) {
+    cf_value args[3] = {started ? cf_ptr(started) : cf_none(),
+                        proceed ? cf_ptr(proceed) : cf_none(), cf_int(value)};
+    cf_future *f = NULL;
+    ASSERT_OK(cf_submit(ex, task_gate_return, args, 3, &f));
+    ASSERT_NOT_NULL(f);
+    return f;
+}
+
+/* Checks f ends with the int want (within LONG), then releases it. */
+static void check_int_and_release(cf_future *f, int64_t want) {
+    cf_value w = cf_int(want);
+    ASSERT_OK(cf_future_result(f, LONG, NULL));
+    check_value(f, &w);
+    ASSERT_OK(cf_future_release(f));
+}
+
+typedef struct run_count {
+    pthread_mutex_t lock;
+    int n;
+} run_count;
+
+/* arg0: run_count*; counts the call. */
+static void task_count(cf_call *call) {
+    run_count *c = (run_count *)cf_arg(call, 0)->as.ptr;
+    pthread_mutex_lock(&c->lock);
+    c->n++;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Which threads ran the done callbacks, in order. */
+typedef struct cb_log {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int n;
+    pthread_t threads[16];
+} cb_log;
+
+static void cb_log_init(cb_log *l) {
+    memset(l, 0, sizeof *l);
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->cond, NULL);
+}
+
+static void cb_log_destroy(cb_log *l) {
+    pthread_cond_destroy(&l->cond);
+    pthread_mutex_destroy(&l->lock);
+}
+
+static cf_status cb_record(cf_future *f, void *ctx) {
+    cb_log *l = (cb_log *)ctx;
+    (void)f;
+    pthread_mutex_lock(&l->lock);
+    if (l->n < 16)
+        l->threads[l->n] = pthread_self();
+    l->n++;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+    return CF_OK;
+}
+
+/* Waits until n callbacks ran; LONG fails. */
+static void cb_log_wait(cb_log *l, int n) {
+    double deadline = test_now() + LONG;
+    pthread_mutex_lock(&l->lock);
+    while (l->n < n) {
+        struct timespec ts;
+        if (test_now() > deadline)
+            test_fail(__FILE__, __LINE__, "%d callbacks ran, want %d", l->n,
+                      n);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* A thread that shuts an executor down (or frees it) while the test
+ * watches. */
+typedef struct shutter {
+    pthread_t thread;
+    cf_executor *ex;
+    bool wait, cancel_futures, use_free;
+    gate calling;  /* opened just before the call */
+    gate returned; /* opened once the call returned */
+    cf_status status;
+    cf_future **watch; /* futures that must be done when the call returns */
+    size_t nwatch;
+    size_t ndone_at_return;
+} shutter;
+
+static void *shutter_main(void *arg) {
+    shutter *s = (shutter *)arg;
+    gate_open(&s->calling);
+    s->status = s->use_free
+                    ? cf_executor_free(s->ex)
+                    : cf_executor_shutdown(s->ex, s->wait, s->cancel_futures);
+    for (size_t i = 0; i < s->nwatch; i++)
+        s->ndone_at_return += cf_future_done(s->watch[i]);
+    gate_open(&s->returned);
+    return NULL;
+}
+
+static void shutter_start(shutter *s, cf_executor *ex, cf_future **watch,
+                          size_t nwatch) {
+    s->ex = ex;
+    s->watch = watch;
+    s->nwatch = nwatch;
+    s->ndone_at_return = 0;
+    gate_init(&s->calling);
+    gate_init(&s->returned);
+    ASSERT_EQ(pthread_create(&s->thread, NULL, shutter_main, s), 0);
+    gate_wait(&s->calling);
+}
+
+/* Checks for SHORT that the shutter's call has not returned. */
+static void shutter_check_blocked(shutter *s) {
+    double t0 = test_now();
+    ASSERT_FALSE(gate_wait_for(&s->returned, SHORT));
+    ASSERT_TRUE(test_now() - t0 >= SHORT);
+}
+
+static void shutter_join(shutter *s) {
+    ASSERT_EQ(pthread_join(s->thread, NULL), 0);
+    gate_destroy(&s->calling);
+    gate_destroy(&s->returned);
+}
+
+static cf_future *const not_written = (cf_future *)&not_written;
+
+/* ---- submit after shutdown --------------------------------------------- */
+
+/* shutdown.submit-after-shutdown: after shutdown(wait) cf_submit returns
+ * CF_SHUTDOWN and leaves out alone. */
+TEST(shutdown_submit_after_shutdown_is_shutdown) {
+    cf_executor *ex = pool_new(2);
+    cf_future *f = not_written;
+    ASSERT_OK(cf_executor_shutdown(ex, true, false));
+    ASSERT_STATUS(cf_submit(ex, task_return_arg, NULL, 0, &f), CF_SHUTDOWN);
+    ASSERT_TRUE(f == not_written);
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* shutdown.submit-after-nowait-shutdown: after shutdown(wait=false), while
+ * a call still runs, cf_submit returns CF_SHUTDOWN. */
+TEST(shutdown_submit_after_nowait_shutdown_is_shutdown) {
+    cf_executor *ex = pool_new(1);
+    gate started, proceed;
+    cf_future *later = not_written;
+    gate_init(&started);
+    gate_init(&proceed);
+    cf_future *f = submit_gated(ex, &started, &proceed, 1);
+    gate_wait(&started);
+    ASSERT_OK(cf_executor_shutdown(ex, false, false));
+    ASSERT_STATUS(cf_submit(ex, task_return_arg, NULL, 0, &later),
+                  CF_SHUTDOWN);
+    ASSERT_TRUE(later == not_written);
+    gate_open(&proceed);
+    check_int_and_release(f, 1);
+    ASSERT_OK(cf_executor_free(ex));
+    gate_destroy(&started);
+    gate_destroy(&proceed);
+}
+
+/* ---- wait / no wait ---------------------------------------------------- */
+
+/* shutdown.wait-blocks-until-done: shutdown(wait=true) returns only after
+ * every pending future, running or queued, is done. */
+TEST(shutdown_wait_returns_after_every_pending_call) {
+    cf_executor *ex = pool_new(2);
+    gate proceed;
+    cf_future *fs[4];
+    shutter s = {.wait = true};
+    gate_init(&proceed);
+    for (int i = 0; i < 4; i++)
+        fs[i] = submit_gated(ex, NULL, &proceed, i);
+    shutter_start(&s, ex, fs, 4);
+    shutter_check_blocked(&s);
+    for (int i = 0; i < 4; i++)
+        ASSERT_FALSE(cf_future_done(fs[i]));
+    gate_open(&proceed);
+    shutter_join(&s);
+    ASSERT_OK(s.status);
+    ASSERT_EQ(s.ndone_at_return, 4);
+    for (int i = 0; i < 4; i++)
+        check_int_and_release(fs[i], i);
+    ASSERT_OK(cf_executor_free(ex));
+    gate_destroy(&proceed);
+}
+
+/* shutdown.nowait-returns-at-once: shutdown(wait=false) returns while a call
+ * runs and another is queued, cancels neither, and both still finish. */
+TEST(shutdown_nowait_returns_at_once_and_work_finishes) {
+    cf_executor *ex = pool_new(1);
+    gate started, proceed;
+    gate_init(&started);
+    gate_init(&proceed);
+    cf_future *running = submit_gated(ex, &started, &proceed, 1);
+    cf_future *queued = submit_gated(ex, NULL, &proceed, 2);
+    gate_wait(&started);
+    double t0 = test_now();
+    ASSERT_OK(cf_executor_shutdown(ex, false, false));
+    ASSERT_TRUE(test_now() - t0 < LONG / 2);
+    check_running(running);
+    check_pending(queued);
+    gate_open(&proceed);
+    check_int_and_release(running, 1);
+    check_int_and_release(queued, 2);
+    ASSERT_OK(cf_executor_free(ex));
+    gate_destroy(&started);
+    gate_destroy(&proceed);
+}
+
+/* ---- cancel_futures ---------------------------------------------------- */
+
+/* shutdown.cancel-futures.cancels-queued: shutdown(cancel_futures) cancels
+ * every queued call, running their callbacks in the calling thread before it
+ * returns; they never run, and the running call is untouched. */
+TEST(shutdown_cancel_futures_cancels_queued_calls) {
+    cf_executor *ex = pool_new(1);
+    gate started, proceed;
+    run_count runs = {PTHREAD_MUTEX_INITIALIZER, 0};
+    cf_value arg = cf_ptr(&runs);
+    cf_future *queued[3];
+    cb_log log;
+    gate_init(&started);
+    gate_init(&proceed);
+    cb_log_init(&log);
+    cf_future *running = submit_gated(ex, &started, &proceed, 1);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &queued[i]));
+        ASSERT_OK(cf_future_add_done_callback(queued[i], cb_record, &log));
+    }
+    gate_wait(&started);
+    ASSERT_OK(cf_executor_shutdown(ex, false, true));
+    ASSERT_EQ(log.n, 3);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_TRUE(pthread_equal(log.threads[i], pthread_self()));
+        check_cancelled(queued[i]);
+    }
+    check_running(running);
+    gate_open(&proceed);
+    check_int_and_release(running, 1);
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_EQ(runs.n, 0);
+    ASSERT_EQ(log.n, 3);
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(cf_future_release(queued[i]));
+    cb_log_destroy(&log);
+    gate_destroy(&started);
+    gate_destroy(&proceed);
+}
+
+/* shutdown.cancel-futures.running-finish: shutdown(wait, cancel_futures)
+ * cancels the queued calls in its own thread at once, then returns only
+ * after the running call has finished normally. */
+TEST(shutdown_cancel_futures_with_wait_lets_running_call_finish) {
+    cf_executor *ex = pool_new(1);
+    gate started, proceed;
+    run_count runs = {PTHREAD_MUTEX_INITIALIZER, 0};
+    cf_value arg = cf_ptr(&runs);
+    cf_future *fs[3];
+    cb_log log;
+    shutter s = {.wait = true, .cancel_futures = true};
+    gate_init(&started);
+    gate_init(&proceed);
+    cb_log_init(&log);
+    fs[0] = submit_gated(ex, &started, &proceed, 1);
+    for (int i = 1; i < 3; i++) {
+        ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &fs[i]));
+        ASSERT_OK(cf_future_add_done_callback(fs[i], cb_record, &log));
+    }
+    gate_wait(&started);
+    shutter_start(&s, ex, fs, 3);
+    cb_log_wait(&log, 2);
+    for (int i = 1; i < 3; i++) {
+        ASSERT_TRUE(pthread_equal(log.threads[i - 1], s.thread));
+        check_cancelled(fs[i]);
+    }
+    shutter_check_blocked(&s);
+    check_running(fs[0]);
+    gate_open(&proceed);
+    shutter_join(&s);
+    ASSERT_OK(s.status);
+    ASSERT_EQ(s.ndone_at_return, 3);
+    check_int_and_release(fs[0], 1);
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_EQ(runs.n, 0);
+    for (int i = 1; i < 3; i++)
+        ASSERT_OK(cf_future_release(fs[i]));
+    cb_log_destroy(&log);
+    gate_destroy(&started);
+    gate_destroy(&proceed);
+}
+
+/* ---- twice, and free --------------------------------------------------- */
+
+/* shutdown.second-shutdown-harmless: shutting down twice returns CF_OK both
+ * times and leaves the executor usable for free. */
+TEST(shutdown_second_shutdown_is_harmless) {
+    cf_executor *ex = pool_new(2);
+    cf_future *f = submit_gated(ex, NULL, NULL, 3);
+    ASSERT_OK(cf_executor_shutdown(ex, true, false));
+    ASSERT_OK(cf_executor_shutdown(ex, true, false));
+    ASSERT_OK(cf_executor_shutdown(ex, false, true));
+    check_int_and_release(f, 3);
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* shutdown.second-shutdown-waits: a second shutdown with wait, after one
+ * without, still waits for the pending calls. */
+TEST(shutdown_second_shutdown_with_wait_waits) {
+    cf_executor *ex = pool_new(1);
+    gate started, proceed;
+    cf_future *fs[2];
+    shutter s = {.wait = true};
+    gate_init(&started);
+    gate_init(&proceed);
+    fs[0] = submit_gated(ex, &started, &proceed, 1);
+    fs[1] = submit_gated(ex, NULL, &proceed, 2);
+    gate_wait(&started);
+    ASSERT_OK(cf_executor_shutdown(ex, false, false));
+    shutter_start(&s, ex, fs, 2);
+    shutter_check_blocked(&s);
+    gate_open(&proceed);
+    shutter_join(&s);
+    ASSERT_OK(s.status);
+    ASSERT_EQ(s.ndone_at_return, 2);
+    check_int_and_release(fs[0], 1);
+    check_int_and_release(fs[1], 2);
+    ASSERT_OK(cf_executor_free(ex));
+    gate_destroy(&started);
+    gate_destroy(&proceed);
+}
+
+/* shutdown.free-waits: cf_executor_free without a prior shutdown waits for
+ * every pending call, and the futures stay valid afterwards. */
+TEST(shutdown_free_waits_for_pending_calls) {
+    cf_executor *ex = pool_new(1);
+    gate proceed;
+    cf_future *fs[3];
+    shutter s = {.use_free = true};
+    gate_init(&proceed);
+    for (int i = 0; i < 3; i++)
+        fs[i] = submit_gated(ex, NULL, &proceed, i);
+    shutter_start(&s, ex, fs, 3);
+    shutter_check_blocked(&s);
+    gate_open(&proceed);
+    shutter_join(&s);
+    ASSERT_OK(s.status);
+    ASSERT_EQ(s.ndone_at_return, 3);
+    for (int i = 0; i < 3; i++)
+        check_int_and_release(fs[i], i);
+    gate_destroy(&proceed);
+}
+
+/* ---- process exit ------------------------------------------------------ */
+
+/* Reads one byte from fd within timeout; false on timeout or end of file. */
+static bool read_byte_within(int fd, double timeout, unsigned char *out) {
+    double deadline = test_now() + timeout;
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int ms = (int)((deadline - test_now()) * 1000) + 1;
+        if (ms <= 0)
+            return false;
+        int r = poll(&p, 1, ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        ssize_t n = read(fd, out, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n == 1;
+    }
+}
+
+/* Waits for end of file on fd (every writer gone, e.g. the child exited)
+ * within timeout, discarding data. */
+static bool wait_eof(int fd, double timeout) {
+    unsigned char c;
+    double deadline = test_now() + timeout;
+    while (test_now() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int ms = (int)((deadline - test_now()) * 1000) + 1;
+        int r = poll(&p, 1, ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        ssize_t n = read(fd, &c, 1);
+        if (n == 0)
+            return true;
+        if (n < 0 && errno != EINTR)
+            return false;
+    }
+    return false;
+}
+
+/* Kills the child and fails the test with what. */
+static _Noreturn void child_fail(pid_t pid, int line, const char *what) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    test_fail(__FILE__, line, "%s", what);
+}
+
+/* Waits for the child to exit (eof_fd reaches end of file when it does) and
+ * checks it exited with status 0. */
+static void child_exited_cleanly(pid_t pid, int eof_fd) {
+    int status = 0;
+    if (!wait_eof(eof_fd, LONG))
+        child_fail(pid, __LINE__, "the child did not exit within LONG");
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+/* Kept in statics so that the child's leak check finds them reachable. */
+static cf_executor *child_pool;
+static cf_executor *child_spy;
+static int exit_began_pipe[2], proceed_pipe[2], result_pipe[2];
+
+/* Reads a byte the parent sends once the child is exiting, then writes
+ * 'x' back. */
+static void task_wait_parent_then_write(cf_call *call) {
+    unsigned char c = 0;
+    (void)call;
+    if (read(proceed_pipe[0], &c, 1) == 1) {
+        c = 'x';
+        if (write(result_pipe[1], &c, 1) != 1)
+            _exit(4);
+    }
+}
+
+/* atexit handler registered after the pool exists, so that it runs before
+ * the library's: tells the parent that exit has begun. */
+static void announce_exit(void) {
+    unsigned char c = 'e';
+    if (write(exit_began_pipe[1], &c, 1) != 1)
+        _exit(5);
+}
+
+/* shutdown.process-exit.waits: a process that exits without freeing its
+ * pool still runs the pending call to the end first (the atexit wait). */
+TEST(shutdown_process_exit_waits_for_pending_calls) {
+    unsigned char c = 0;
+    signal(SIGPIPE, SIG_IGN);
+    ASSERT_EQ(pipe(exit_began_pipe), 0);
+    ASSERT_EQ(pipe(proceed_pipe), 0);
+    ASSERT_EQ(pipe(result_pipe), 0);
+    pid_t pid = fork();
+    ASSERT_NE(pid, -1);
+    if (pid == 0) {
+        cf_future *f = NULL;
+        close(exit_began_pipe[0]);
+        close(proceed_pipe[1]);
+        close(result_pipe[0]);
+        child_pool = pool_new(1);
+        if (cf_submit(child_pool, task_wait_parent_then_write, NULL, 0, &f) !=
+            CF_OK)
+            _exit(2);
+        cf_future_release(f);
+        if (atexit(announce_exit) != 0)
+            _exit(3);
+        exit(0);
+    }
+    close(exit_began_pipe[1]);
+    close(proceed_pipe[0]);
+    close(result_pipe[1]);
+    if (!read_byte_within(exit_began_pipe[0], LONG, &c) || c != 'e')
+        child_fail(pid, __LINE__, "the child never began to exit");
+    c = 'p';
+    if (write(proceed_pipe[1], &c, 1) != 1)
+        child_fail(pid, __LINE__,
+                   "the child exited at once: its pool's call was lost");
+    if (!read_byte_within(result_pipe[0], LONG, &c) || c != 'x')
+        child_fail(pid, __LINE__,
+                   "the pending call never finished: exit did not wait");
+    child_exited_cleanly(pid, exit_began_pipe[0]);
+    close(exit_began_pipe[0]);
+    close(proceed_pipe[1]);
+    close(result_pipe[0]);
+}
+
+static int report_pipe[2];
+static pthread_t submitter;
+static gate exit_began;
+static pthread_mutex_t spy_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool spy_joined;
+
+/* Waits until the library's exit handler shuts the spy down, then submits
+ * to a live pool and reports the status to the parent. */
+static void *submitter_main(void *arg) {
+    cf_future *f = NULL;
+    unsigned char b;
+    (void)arg;
+    gate_wait(&exit_began);
+    cf_status s = cf_submit(child_pool, task_return_arg, NULL, 0, &f);
+    if (s == CF_OK)
+        cf_future_release(f);
+    b = (unsigned char)s;
+    if (write(report_pipe[1], &b, 1) != 1)
+        _exit(4);
+    return NULL;
+}
+
+static cf_status spy_submit(void *self, cf_work *work) {
+    (void)self;
+    return cf_work_run(work) == CF_EINVAL ? CF_EINVAL : CF_OK;
+}
+
+/* Called by the library's exit handler: lets the submitter try, and waits
+ * for it, so the submit happens while exit is under way. */
+static cf_status spy_shutdown(void *self, bool wait, bool cancel_futures) {
+    (void)self;
+    (void)wait;
+    (void)cancel_futures;
+    pthread_mutex_lock(&spy_lock);
+    if (!spy_joined) {
+        spy_joined = true;
+        gate_open(&exit_began);
+        pthread_join(submitter, NULL);
+    }
+    pthread_mutex_unlock(&spy_lock);
+    return CF_OK;
+}
+
+static const cf_executor_ops spy_ops = {"SpyExecutor", spy_submit,
+                                        spy_shutdown, NULL};
+
+/* shutdown.process-exit.submit-is-shutdown: once the exit handler has
+ * started, cf_submit to an executor it has not reached returns
+ * CF_SHUTDOWN. */
+TEST(shutdown_submit_during_process_exit_is_shutdown) {
+    unsigned char b = 0;
+    ASSERT_EQ(pipe(report_pipe), 0);
+    pid_t pid = fork();
+    ASSERT_NE(pid, -1);
+    if (pid == 0) {
+        close(report_pipe[0]);
+        gate_init(&exit_began);
+        child_pool = pool_new(1);
+        if (cf_executor_new(&spy_ops, NULL, &child_spy) != CF_OK)
+            _exit(2);
+        if (pthread_create(&submitter, NULL, submitter_main, NULL) != 0)
+            _exit(3);
+        exit(0);
+    }
+    close(report_pipe[1]);
+    if (!read_byte_within(report_pipe[0], LONG, &b))
+        child_fail(pid, __LINE__,
+                   "no report: the exit handler never shut the spy down");
+    if (b != CF_SHUTDOWN)
+        test_fail(__FILE__, __LINE__, "submit during exit gave %s",
+                  cf_status_name((cf_status)b));
+    child_exited_cleanly(pid, report_pipe[0]);
+    close(report_pipe[0]);
+}
+
+static cf_executor *parent_pool, *parent_spy;
+static volatile int in_forked_child;
+static pid_t spy_owner;
+static int alive[2];
+
+/* The parent's custom executor: shut down from any process but its owner,
+ * it tells the parent through the pipe the child holds. */
+static cf_status owner_spy_shutdown(void *self, bool wait,
+                                    bool cancel_futures) {
+    unsigned char c = 'w';
+    (void)self;
+    (void)wait;
+    (void)cancel_futures;
+    if (getpid() != spy_owner && write(alive[1], &c, 1) != 1)
+        _exit(6);
+    return CF_OK;
+}
+
+static const cf_executor_ops owner_spy_ops = {"OwnerSpy", spy_submit,
+                                              owner_spy_shutdown, NULL};
+
+/* Reads fd to its end within timeout; true on end of file, with the number
+ * of bytes read before it in *nbytes. */
+static bool read_to_eof(int fd, double timeout, size_t *nbytes) {
+    unsigned char c;
+    *nbytes = 0;
+    while (read_byte_within(fd, timeout, &c))
+        ++*nbytes;
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, 0) == 1 && read(fd, &c, 1) == 0;
+}
+
+/* LeakSanitizer calls this before its check at exit. A forked child may not
+ * use, so cannot free, the pool it inherited: its memory is the parent's
+ * business, not a leak of the child. Without LeakSanitizer it is unused. */
+int __lsan_is_turned_off(void);
+int __lsan_is_turned_off(void) {
+    return in_forked_child;
+}
+
+/* shutdown.process-exit.fork-forgets-parent-executors: a child made by
+ * fork() exits at once although its parent's pool has a call running and
+ * another queued, and shuts none of the parent's executors down. */
+TEST(shutdown_forked_child_does_not_wait_for_parent_executors) {
+    gate started, proceed;
+    size_t nbytes = 0;
+    int status = 0;
+    gate_init(&started);
+    gate_init(&proceed);
+    spy_owner = getpid();
+    parent_pool = pool_new(1);
+    ASSERT_OK(cf_executor_new(&owner_spy_ops, NULL, &parent_spy));
+    cf_future *running = submit_gated(parent_pool, &started, &proceed, 6);
+    cf_future *queued = submit_gated(parent_pool, NULL, NULL, 7);
+    gate_wait(&started);
+    ASSERT_EQ(pipe(alive), 0);
+    pid_t pid = fork();
+    ASSERT_NE(pid, -1);
+    if (pid == 0) {
+        in_forked_child = 1;
+        close(alive[0]);
+        exit(0);
+    }
+    close(alive[1]);
+    if (!read_to_eof(alive[0], LONG, &nbytes))
+        child_fail(pid, __LINE__, "the child did not exit within LONG");
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    if (nbytes != 0)
+        test_fail(__FILE__, __LINE__,
+                  "the child shut its parent's executor down at exit");
+    close(alive[0]);
+    check_running(running);
+    gate_open(&proceed);
+    check_int_and_release(running, 6);
+    check_int_and_release(queued, 7);
+    ASSERT_OK(cf_executor_free(parent_pool));
+    ASSERT_OK(cf_executor_free(parent_spy));
+    gate_destroy(&started);
+    gate_destroy(&proceed);
+}
