@@ -1,0 +1,639 @@
+/*
+ * cf_map: results in input order, eager submission, zipped arguments, errors
+ * and what they cancel, the timeout (counted from cf_map, gh-95166),
+ * cf_map_close, map after shutdown, and chunksize on a thread pool.
+ *
+ * Every item runs task_item(index, code, ctx): the code says what the call
+ * does (return a number, raise, block on a gate, wait for its own gate) and
+ * ctx counts how many times each item ran, so a test can tell after
+ * cf_executor_free which calls were cancelled before they started.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include "harness.h"
+
+#include <sched.h>
+#include <time.h>
+
+/* ---- helpers ----------------------------------------------------------- */
+
+enum {
+    RAISE = -1, /* raise ValueError("item <index>") */
+    BLOCK =
+        -2,    /* open ctx->block_started, wait for ctx->block, return index */
+    GATED = -3 /* wait for ctx->gates[index], note the finish, return index */
+};
+
+#define MAX_ITEMS 16
+
+typedef struct map_ctx {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int runs[MAX_ITEMS];
+    int finish_order[MAX_ITEMS];
+    int nstarted, nfinished;
+    gate block, block_started;
+    gate gates[MAX_ITEMS];
+} map_ctx;
+
+static void ctx_init(map_ctx *c) {
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    gate_init(&c->block);
+    gate_init(&c->block_started);
+    for (int i = 0; i < MAX_ITEMS; i++)
+        gate_init(&c->gates[i]);
+}
+
+static void ctx_destroy(map_ctx *c) {
+    for (int i = 0; i < MAX_ITEMS; i++)
+        gate_destroy(&c->gates[i]);
+    gate_destroy(&c->block);
+    gate_destroy(&c->block_started);
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->lock);
+}
+
+static int ctx_runs(map_ctx *c, int i) {
+    pthread_mutex_lock(&c->lock);
+    int n = c->runs[i];
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+/* Waits until *counter (nstarted or nfinished) reaches n; LONG fails. */
+static void ctx_wait(map_ctx *c, int *counter, int n) {
+    double deadline = test_now() + LONG;
+    pthread_mutex_lock(&c->lock);
+    while (*counter < n) {
+        struct timespec ts;
+        if (test_now() > deadline)
+            test_fail(__FILE__, __LINE__, "count %d, want %d", *counter, n);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void task_item(cf_call *call) {
+    int index = (int)cf_arg(call, 0)->as.i;
+    int code = (int)cf_arg(call, 1)->as.i;
+    map_ctx *c = (map_ctx *)cf_arg(call, 2)->as.ptr;
+    pthread_mutex_lock(&c->lock);
+    c->runs[index]++;
+    c->nstarted++;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    if (code == RAISE) {
+        cf_raise(call, "ValueError", "item %d", index);
+        return;
+    }
+    if (code == BLOCK) {
+        gate_open(&c->block_started);
+        gate_wait(&c->block);
+    } else if (code == GATED) {
+        gate_wait(&c->gates[index]);
+        pthread_mutex_lock(&c->lock);
+        c->finish_order[c->nfinished++] = index;
+        pthread_cond_broadcast(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+    }
+    cf_return(call, cf_int(code >= 0 ? code : index));
+}
+
+/* The zipped arguments for n items: (index, codes[index], ctx). */
+static cf_value *item_args(map_ctx *c, const int *codes, int n) {
+    static cf_value args[3 * MAX_ITEMS];
+    ASSERT_LE(n, MAX_ITEMS);
+    for (int i = 0; i < n; i++) {
+        args[3 * i] = cf_int(i);
+        args[3 * i + 1] = cf_int(codes[i]);
+        args[3 * i + 2] = cf_ptr(c);
+    }
+    return args;
+}
+
+static cf_map_iter *map_items(cf_executor *ex, map_ctx *c, const int *codes,
+                              int n, double timeout) {
+    cf_map_iter *it = NULL;
+    ASSERT_OK(cf_map(ex, task_item, item_args(c, codes, n), (size_t)n, 3,
+                     timeout, 1, &it));
+    ASSERT_NOT_NULL(it);
+    return it;
+}
+
+static cf_executor *pool_new(int max_workers) {
+    cf_thread_pool_options o;
+    cf_executor *ex = NULL;
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = max_workers;
+    ASSERT_OK(cf_thread_pool_new(&o, &ex));
+    return ex;
+}
+
+/* Checks the next result is the int want, within LONG / 2. */
+static void expect_int_(const char *file, int line, cf_map_iter *it,
+                        int64_t want) {
+    cf_value v = cf_none();
+    const cf_error *e = NULL;
+    double t0 = test_now();
+    cf_status s = cf_map_next(it, &v, &e);
+    if (s != CF_OK)
+        test_fail(file, line, "next = %s (%s: %s), want %lld",
+                  cf_status_name(s), cf_error_type(e), cf_error_message(e),
+                  (long long)want);
+    if (v.type != CF_TYPE_INT || v.as.i != want)
+        test_fail(file, line, "next gave type %d value %lld, want %lld",
+                  (int)v.type, (long long)v.as.i, (long long)want);
+    if (test_now() - t0 >= LONG / 2)
+        test_fail(file, line, "next took LONG / 2 or more");
+}
+#define expect_int(it, want) expect_int_(__FILE__, __LINE__, it, want)
+
+/* Checks next fails with status, leaving out alone; gives the error. */
+static const cf_error *expect_failure(cf_map_iter *it, cf_status status) {
+    cf_value v = cf_int(-999);
+    const cf_error *e = NULL;
+    ASSERT_STATUS(cf_map_next(it, &v, &e), status);
+    ASSERT_EQ(v.type, CF_TYPE_INT);
+    ASSERT_EQ(v.as.i, -999);
+    return e;
+}
+
+static void expect_stop(cf_map_iter *it) {
+    cf_value v = cf_int(-999);
+    ASSERT_STATUS(cf_map_next(it, &v, NULL), CF_STOP);
+    ASSERT_EQ(v.as.i, -999);
+}
+
+/* Spins (yielding the CPU) until `seconds` have passed since t0. */
+static void let_time_pass(double t0, double seconds) {
+    while (test_now() - t0 < seconds)
+        sched_yield();
+}
+
+static cf_map_iter *const not_written = (cf_map_iter *)&not_written;
+
+/* ---- results ----------------------------------------------------------- */
+
+/* map.results-in-input-order: results come in input order although the
+ * calls finish in the reverse order. */
+TEST(map_results_in_input_order) {
+    map_ctx c;
+    int codes[3] = {GATED, GATED, GATED};
+    ctx_init(&c);
+    cf_executor *ex = pool_new(3);
+    cf_map_iter *it = map_items(ex, &c, codes, 3, CF_FOREVER);
+    for (int k = 0; k < 3; k++) {
+        gate_open(&c.gates[2 - k]);
+        ctx_wait(&c, &c.nfinished, k + 1);
+    }
+    ASSERT_EQ(c.finish_order[0], 2);
+    ASSERT_EQ(c.finish_order[1], 1);
+    ASSERT_EQ(c.finish_order[2], 0);
+    for (int i = 0; i < 3; i++)
+        expect_int(it, i);
+    expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+    ctx_destroy(&c);
+}
+
+/* map.eager-submission: cf_map submits every call before the first next. */
+TEST(map_submits_every_call_before_the_first_next) {
+    map_ctx c;
+    int codes[5] = {10, 11, 12, 13, 14};
+    ctx_init(&c);
+    cf_executor *ex = pool_new(1);
+    cf_map_iter *it = map_items(ex, &c, codes, 5, CF_FOREVER);
+    ctx_wait(&c, &c.nstarted, 5);
+    for (int i = 0; i < 5; i++)
+        expect_int(it, 10 + i);
+    expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+    ctx_destroy(&c);
+}
+
+/* arg0 * 100 + arg1; raises unless called with exactly two ints. */
+static void task_combine(cf_call *call) {
+    if (cf_nargs(call) != 2 || cf_arg(call, 0)->type != CF_TYPE_INT ||
+        cf_arg(call, 1)->type != CF_TYPE_INT) {
+        cf_raise(call, "TypeError", "want two ints, got %zu args",
+                 cf_nargs(call));
+        return;
+    }
+    cf_return(call,
+              cf_int(cf_arg(call, 0)->as.i * 100 + cf_arg(call, 1)->as.i));
+}
+
+/* map.zipped-arguments: with nargs 2, item i is called with args[2i] and
+ * args[2i + 1], as Python zips its iterables. */
+TEST(map_zips_arguments) {
+    cf_value args[6] = {cf_int(1), cf_int(2), cf_int(3),
+                        cf_int(4), cf_int(5), cf_int(6)};
+    cf_executor *ex = pool_new(2);
+    cf_map_iter *it = NULL;
+    ASSERT_OK(cf_map(ex, task_combine, args, 3, 2, CF_FOREVER, 1, &it));
+    expect_int(it, 102);
+    expect_int(it, 304);
+    expect_int(it, 506);
+    expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* map.copies-arguments-results-owned: cf_map copies its arguments (the
+ * caller may free them at once) and each result is the caller's own. */
+TEST(map_copies_arguments_and_gives_owned_results) {
+    const char *words[3] = {"a", "bb", "ccc"};
+    cf_value args[3];
+    cf_executor *ex = pool_new(2);
+    cf_map_iter *it = NULL;
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(cf_value_str(&args[i], words[i]));
+    ASSERT_OK(cf_map(ex, task_return_arg, args, 3, 1, CF_FOREVER, 1, &it));
+    for (int i = 0; i < 3; i++) {
+        memset(args[i].as.buf.data, 'X', args[i].as.buf.len);
+        cf_value_free(&args[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        cf_value v = cf_none();
+        ASSERT_OK(cf_map_next(it, &v, NULL));
+        ASSERT_EQ(v.type, CF_TYPE_STR);
+        ASSERT_STREQ(v.as.buf.data, words[i]);
+        cf_value_free(&v);
+    }
+    expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* map.empty: nitems 0 gives an iterator that stops at once. */
+TEST(map_with_no_items_stops_at_once) {
+    cf_executor *ex = pool_new(1);
+    cf_map_iter *it = NULL;
+    ASSERT_OK(cf_map(ex, task_return_arg, NULL, 0, 1, CF_FOREVER, 1, &it));
+    ASSERT_NOT_NULL(it);
+    expect_stop(it);
+    expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* map.chunksize-ignored: a thread pool gives the same results for
+ * chunksize 0, 1 and 1000. */
+TEST(map_chunksize_ignored_by_thread_pool) {
+    size_t sizes[3] = {0, 1, 1000};
+    cf_value args[10];
+    cf_executor *ex = pool_new(3);
+    for (int i = 0; i < 10; i++)
+        args[i] = cf_int(i * i);
+    for (int k = 0; k < 3; k++) {
+        cf_map_iter *it = NULL;
+        ASSERT_OK(cf_map(ex, task_return_arg, args, 10, 1, CF_FOREVER,
+                         sizes[k], &it));
+        for (int i = 0; i < 10; i++)
+            expect_int(it, i * i);
+        expect_stop(it);
+        ASSERT_OK(cf_map_close(it));
+    }
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* map.error-at-its-item: a call's exception is delivered when its item is
+ * reached (CF_RAISED and the error); then the iterator stops and the calls
+ * not yet started are cancelled. */
+TEST(map_error_delivered_at_its_item_then_stops) {
+    map_ctx c;
+    int codes[5] = {10, RAISE, BLOCK, 13, 14};
+    ctx_init(&c);
+    cf_executor *ex = pool_new(1);
+    cf_map_iter *it = map_items(ex, &c, codes, 5, CF_FOREVER);
+    expect_int(it, 10);
+    const cf_error *e = expect_failure(it, CF_RAISED);
+    ASSERT_NOT_NULL(e);
+    ASSERT_STREQ(cf_error_type(e), "ValueError");
+    ASSERT_STREQ(cf_error_message(e), "item 1");
+    ASSERT_STATUS(cf_error_status(e), CF_RAISED);
+    expect_stop(it);
+    expect_stop(it);
+    gate_open(&c.block);
+    ASSERT_OK(cf_executor_free(ex)); /* whatever was not cancelled runs */
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_LE(ctx_runs(&c, 2), 1);
+    ASSERT_EQ(ctx_runs(&c, 3), 0);
+    ASSERT_EQ(ctx_runs(&c, 4), 0);
+    ctx_destroy(&c);
+}
+
+/* map.cancelled-item: an item cancelled by shutdown(cancel_futures) gives
+ * CF_CANCELLED when reached, then the iterator stops. */
+TEST(map_item_cancelled_by_shutdown_gives_cancelled) {
+    map_ctx c;
+    int codes[3] = {BLOCK, 1, 2};
+    ctx_init(&c);
+    cf_executor *ex = pool_new(1);
+    cf_map_iter *it = map_items(ex, &c, codes, 3, CF_FOREVER);
+    gate_wait(&c.block_started);
+    ASSERT_OK(cf_executor_shutdown(ex, false, true));
+    gate_open(&c.block);
+    expect_int(it, 0);
+    expect_failure(it, CF_CANCELLED);
+    expect_stop(it);
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_EQ(ctx_runs(&c, 1), 0);
+    ASSERT_EQ(ctx_runs(&c, 2), 0);
+    ctx_destroy(&c);
+}
+
+static void init_fail_after(cf_call *call) {
+    gate_wait((gate *)cf_arg(call, 0)->as.ptr);
+    cf_raise(call, "OSError", "no");
+}
+
+static void log_quietly(cf_log_level level, const char *msg, void *ctx) {
+    (void)level;
+    (void)msg;
+    (void)ctx;
+}
+
+/* map.broken-pool: items of a pool broken by its initializer give
+ * CF_BROKEN with the BrokenThreadPool error, then the iterator stops. */
+TEST(map_on_broken_pool_gives_broken) {
+    gate go;
+    cf_thread_pool_options o;
+    cf_value initarg = cf_ptr(&go),
+             args[3] = {cf_int(1), cf_int(2), cf_int(3)};
+    cf_executor *ex = NULL;
+    cf_map_iter *it = NULL;
+    gate_init(&go);
+    ASSERT_OK(cf_set_log_hook(log_quietly, NULL));
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = 1;
+    o.initializer = init_fail_after;
+    o.initargs = &initarg;
+    o.ninitargs = 1;
+    ASSERT_OK(cf_thread_pool_new(&o, &ex));
+    ASSERT_OK(cf_map(ex, task_return_arg, args, 3, 1, CF_FOREVER, 1, &it));
+    gate_open(&go);
+    const cf_error *e = expect_failure(it, CF_BROKEN);
+    ASSERT_STREQ(cf_error_type(e), "BrokenThreadPool");
+    ASSERT_STATUS(cf_error_status(e), CF_BROKEN);
+    expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_OK(cf_set_log_hook(NULL, NULL));
+    gate_destroy(&go);
+}
+
+/* ---- timeout ----------------------------------------------------------- */
+
+/* map.timeout-from-call: the timeout counts from cf_map, so a first next
+ * made after it expired times out without waiting again; what had not
+ * started is cancelled. */
+TEST(map_timeout_counts_from_the_map_call) {
+    map_ctx c;
+    int codes[2] = {BLOCK, 5};
+    double timeout = 2 * SHORT;
+    ctx_init(&c);
+    cf_executor *ex = pool_new(1);
+    double t0 = test_now();
+    cf_map_iter *it = map_items(ex, &c, codes, 2, timeout);
+    gate_wait(&c.block_started);
+    let_time_pass(t0, timeout);
+    double t1 = test_now();
+    const cf_error *e = expect_failure(it, CF_TIMEOUT);
+    ASSERT_TRUE(test_now() - t1 < timeout);
+    ASSERT_STREQ(cf_error_type(e), "TimeoutError");
+    ASSERT_STATUS(cf_error_status(e), CF_TIMEOUT);
+    expect_stop(it);
+    gate_open(&c.block);
+    ASSERT_OK(cf_executor_free(ex)); /* whatever was not cancelled runs */
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_EQ(ctx_runs(&c, 0), 1);
+    ASSERT_EQ(ctx_runs(&c, 1), 0);
+    ctx_destroy(&c);
+}
+
+/* map.timeout-cancels-waited-call (gh-95166): when the timeout expires
+ * while next waits for a call that has not started, that call is cancelled
+ * too, not only the later ones. */
+TEST(map_timeout_cancels_the_waited_call_if_not_started) {
+    map_ctx c;
+    int codes[2] = {0, 1};
+    gate started, proceed;
+    cf_value blocker_args[3];
+    cf_future *blocker = NULL;
+    ctx_init(&c);
+    gate_init(&started);
+    gate_init(&proceed);
+    cf_executor *ex = pool_new(1);
+    blocker_args[0] = cf_ptr(&started);
+    blocker_args[1] = cf_ptr(&proceed);
+    blocker_args[2] = cf_int(0);
+    ASSERT_OK(cf_submit(ex, task_gate_return, blocker_args, 3, &blocker));
+    gate_wait(&started);
+    double t0 = test_now();
+    cf_map_iter *it = map_items(ex, &c, codes, 2, SHORT);
+    expect_failure(it, CF_TIMEOUT);
+    ASSERT_TRUE(test_now() - t0 >= SHORT);
+    expect_stop(it);
+    gate_open(&proceed);
+    ASSERT_OK(cf_future_result(blocker, LONG, NULL));
+    ASSERT_OK(cf_executor_free(ex)); /* whatever was not cancelled runs */
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_EQ(ctx_runs(&c, 0), 0);
+    ASSERT_EQ(ctx_runs(&c, 1), 0);
+    ASSERT_OK(cf_future_release(blocker));
+    gate_destroy(&started);
+    gate_destroy(&proceed);
+    ctx_destroy(&c);
+}
+
+/* map.timeout-available-result (rule 47): after the deadline a result that
+ * is already available is still returned; only a missing one times out. */
+TEST(map_result_available_after_deadline_is_returned) {
+    map_ctx c;
+    int codes[2] = {7, BLOCK};
+    ctx_init(&c);
+    cf_executor *ex = pool_new(1);
+    double t0 = test_now();
+    cf_map_iter *it = map_items(ex, &c, codes, 2, SHORT);
+    /* one worker: item 1 starts only after item 0's future is finished */
+    gate_wait(&c.block_started);
+    let_time_pass(t0, SHORT);
+    expect_int(it, 7);
+    expect_failure(it, CF_TIMEOUT);
+    expect_stop(it);
+    gate_open(&c.block);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+    ctx_destroy(&c);
+}
+
+/* ---- close ------------------------------------------------------------- */
+
+/* map.close-cancels-unstarted: closing an iterator advanced once cancels
+ * the calls not yet started; the running one finishes. */
+TEST(map_close_after_next_cancels_calls_not_started) {
+    map_ctx c;
+    int codes[4] = {10, BLOCK, 12, 13};
+    ctx_init(&c);
+    cf_executor *ex = pool_new(1);
+    cf_map_iter *it = map_items(ex, &c, codes, 4, CF_FOREVER);
+    expect_int(it, 10);
+    gate_wait(&c.block_started);
+    ASSERT_OK(cf_map_close(it));
+    gate_open(&c.block);
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_EQ(ctx_runs(&c, 1), 1);
+    ASSERT_EQ(ctx_runs(&c, 2), 0);
+    ASSERT_EQ(ctx_runs(&c, 3), 0);
+    ctx_destroy(&c);
+}
+
+/* map.close-never-advanced-cancels-nothing: closing an iterator never
+ * advanced cancels nothing: every call still runs. */
+TEST(map_close_without_next_cancels_nothing) {
+    map_ctx c;
+    int codes[4] = {BLOCK, 1, 2, 3};
+    ctx_init(&c);
+    cf_executor *ex = pool_new(1);
+    cf_map_iter *it = map_items(ex, &c, codes, 4, CF_FOREVER);
+    gate_wait(&c.block_started);
+    ASSERT_OK(cf_map_close(it));
+    gate_open(&c.block);
+    ASSERT_OK(cf_executor_free(ex));
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(ctx_runs(&c, i), 1);
+    ctx_destroy(&c);
+}
+
+/* ---- shutdown and failed submits --------------------------------------- */
+
+/* map.after-shutdown: cf_map on a shut-down executor returns CF_SHUTDOWN
+ * and makes no iterator. */
+TEST(map_after_shutdown_is_shutdown) {
+    cf_value args[2] = {cf_int(1), cf_int(2)};
+    cf_executor *ex = pool_new(1);
+    cf_map_iter *it = not_written;
+    ASSERT_OK(cf_executor_shutdown(ex, true, false));
+    ASSERT_STATUS(cf_map(ex, task_return_arg, args, 2, 1, CF_FOREVER, 1, &it),
+                  CF_SHUTDOWN);
+    ASSERT_TRUE(it == not_written);
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* map.empty-after-shutdown: with nitems 0 nothing is submitted, so cf_map
+ * on a shut-down executor succeeds, as in Python. */
+TEST(map_with_no_items_after_shutdown_is_ok) {
+    cf_executor *ex = pool_new(1);
+    cf_map_iter *it = NULL;
+    ASSERT_OK(cf_executor_shutdown(ex, true, false));
+    ASSERT_OK(cf_map(ex, task_return_arg, NULL, 0, 1, CF_FOREVER, 1, &it));
+    expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* An executor that keeps the works it takes and refuses, with CF_EAGAIN,
+ * every submit after the first `accept`; its shutdown runs what it kept. */
+typedef struct refuser {
+    pthread_mutex_t lock;
+    int accept;
+    cf_work *works[MAX_ITEMS];
+    int nworks;
+    cf_status ended[MAX_ITEMS];
+} refuser;
+
+static cf_status refuser_submit(void *self, cf_work *w) {
+    refuser *r = (refuser *)self;
+    pthread_mutex_lock(&r->lock);
+    if (r->nworks == r->accept) {
+        pthread_mutex_unlock(&r->lock);
+        return CF_EAGAIN;
+    }
+    r->works[r->nworks++] = w;
+    pthread_mutex_unlock(&r->lock);
+    return CF_OK;
+}
+
+static cf_status refuser_shutdown(void *self, bool wait, bool cancel) {
+    refuser *r = (refuser *)self;
+    (void)wait;
+    (void)cancel;
+    pthread_mutex_lock(&r->lock);
+    for (int i = 0; i < r->nworks; i++)
+        r->ended[i] = cf_work_run(r->works[i]);
+    r->nworks = 0;
+    pthread_mutex_unlock(&r->lock);
+    return CF_OK;
+}
+
+static const cf_executor_ops refuser_ops = {"RefusingExecutor", refuser_submit,
+                                            refuser_shutdown, NULL};
+
+/* map.failed-submit-cancels-submitted: when a submit fails part way,
+ * cf_map returns its status, makes no iterator, and cancels the calls
+ * already submitted. */
+TEST(map_failed_submit_cancels_what_was_submitted) {
+    map_ctx c;
+    int codes[4] = {0, 1, 2, 3};
+    refuser r = {PTHREAD_MUTEX_INITIALIZER, 2, {NULL}, 0, {CF_OK}};
+    cf_executor *ex = NULL;
+    cf_map_iter *it = not_written;
+    ctx_init(&c);
+    ASSERT_OK(cf_executor_new(&refuser_ops, &r, &ex));
+    ASSERT_STATUS(cf_map(ex, task_item, item_args(&c, codes, 4), 4, 3,
+                         CF_FOREVER, 1, &it),
+                  CF_EAGAIN);
+    ASSERT_TRUE(it == not_written);
+    ASSERT_EQ(r.nworks, 2);
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_STATUS(r.ended[0], CF_CANCELLED);
+    ASSERT_STATUS(r.ended[1], CF_CANCELLED);
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(ctx_runs(&c, i), 0);
+    ctx_destroy(&c);
+}
+
+/* ---- arguments --------------------------------------------------------- */
+
+/* map.argument-checks: NULL executor, function or out, NULL args with items
+ * to submit, and a NaN timeout are CF_EINVAL, and out is left alone. */
+TEST(map_rejects_bad_arguments) {
+    cf_value args[2] = {cf_int(1), cf_int(2)};
+    cf_executor *ex = pool_new(1);
+    cf_map_iter *it = not_written;
+    ASSERT_STATUS(cf_map(NULL, task_return_arg, args, 2, 1, 0, 1, &it),
+                  CF_EINVAL);
+    ASSERT_STATUS(cf_map(ex, NULL, args, 2, 1, 0, 1, &it), CF_EINVAL);
+    ASSERT_STATUS(cf_map(ex, task_return_arg, args, 2, 1, 0, 1, NULL),
+                  CF_EINVAL);
+    ASSERT_STATUS(cf_map(ex, task_return_arg, NULL, 2, 1, 0, 1, &it),
+                  CF_EINVAL);
+    ASSERT_STATUS(cf_map(ex, task_return_arg, args, 2, 1, NAN, 1, &it),
+                  CF_EINVAL);
+    ASSERT_TRUE(it == not_written);
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* map.next-close-null: cf_map_next and cf_map_close of NULL are
+ * CF_EINVAL. */
+TEST(map_next_and_close_reject_null) {
+    cf_value v = cf_none();
+    ASSERT_STATUS(cf_map_next(NULL, &v, NULL), CF_EINVAL);
+    ASSERT_STATUS(cf_map_close(NULL), CF_EINVAL);
+}
