@@ -1,0 +1,356 @@
+/*
+ * Stress: races between the test and the pools, repeated many times.
+ * Repeat counts go through test_repeats() so that sanitizer builds can scale
+ * them down (CF_TEST_STRESS_SCALE). Each test checks an invariant that must
+ * hold whichever side wins each race: a future ends exactly once, every
+ * accepted call completes, nothing hangs, no thread is left behind.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* gettid */
+#endif
+
+#include "harness.h"
+
+#include <dirent.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static cf_executor *pool_new(int max_workers) {
+    cf_thread_pool_options o;
+    cf_executor *ex = NULL;
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = max_workers;
+    ASSERT_OK(cf_thread_pool_new(&o, &ex));
+    return ex;
+}
+
+/* Notes the kernel id of the thread it runs in. */
+static void *note_tid(void *arg) {
+    *(pid_t *)arg = gettid();
+    return NULL;
+}
+
+/* Starts and joins one thread, and waits until it has left /proc, so that
+ * threads a runtime starts along with the first one (ThreadSanitizer's
+ * background thread) exist before a test takes its baseline count. */
+static void settle_runtime_threads(void) {
+    pthread_t t;
+    pid_t tid = 0;
+    char path[64];
+    double deadline = test_now() + LONG;
+    ASSERT_EQ(pthread_create(&t, NULL, note_tid, &tid), 0);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    snprintf(path, sizeof path, "/proc/self/task/%d", (int)tid);
+    while (access(path, F_OK) == 0) {
+        if (test_now() > deadline)
+            test_fail(__FILE__, __LINE__, "%s stays after the join", path);
+        sched_yield();
+    }
+}
+
+static int count_threads(void) {
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+    ASSERT_NOT_NULL(d);
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* arg0: atomic_long* to bump; returns arg1. */
+static void task_bump(cf_call *call) {
+    atomic_long *runs = (atomic_long *)cf_arg(call, 0)->as.ptr;
+    atomic_fetch_add(runs, 1);
+    cf_return(call, cf_int(cf_arg(call, 1)->as.i));
+}
+
+/* ---- cancel racing the worker ------------------------------------------ */
+
+/* stress.cancel-races-pickup: futures cancelled right after submit, while
+ * two workers race to pick them up, each end exactly one way (cancelled, or
+ * finished with the value), cancel()'s answer agrees, and the task ran once
+ * per finished future. */
+TEST(stress_cancel_races_worker_pickup) {
+    long n = test_repeats(100000);
+    cf_executor *ex = pool_new(2);
+    cf_future **fs = malloc((size_t)n * sizeof *fs);
+    bool *cancel_said = malloc((size_t)n);
+    atomic_long runs = 0;
+    long finished = 0, cancelled = 0;
+    ASSERT_TRUE(fs && cancel_said);
+    for (long i = 0; i < n; i++) {
+        cf_value args[2] = {cf_ptr(&runs), cf_int(i)};
+        ASSERT_OK(cf_submit(ex, task_bump, args, 2, &fs[i]));
+        cancel_said[i] = cf_future_cancel(fs[i]);
+    }
+    ASSERT_OK(cf_executor_free(ex));
+    for (long i = 0; i < n; i++) {
+        cf_value v = cf_none();
+        ASSERT_TRUE(cf_future_done(fs[i]));
+        ASSERT_FALSE(cf_future_running(fs[i]));
+        if (cf_future_cancelled(fs[i])) {
+            ASSERT_TRUE(cancel_said[i]);
+            ASSERT_STATUS(cf_future_result(fs[i], 0, &v), CF_CANCELLED);
+            cancelled++;
+        } else {
+            ASSERT_FALSE(cancel_said[i]);
+            ASSERT_OK(cf_future_result(fs[i], 0, &v));
+            ASSERT_EQ(v.type, CF_TYPE_INT);
+            ASSERT_EQ(v.as.i, i);
+            finished++;
+        }
+        ASSERT_OK(cf_future_release(fs[i]));
+    }
+    ASSERT_EQ(finished + cancelled, n);
+    ASSERT_EQ(atomic_load(&runs), finished);
+    free(fs);
+    free(cancel_said);
+}
+
+/* ---- shutdown racing submit -------------------------------------------- */
+
+enum { SUBMITTERS = 4 };
+
+typedef struct race {
+    cf_executor *ex;
+    pthread_barrier_t start;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    long accepted; /* CF_OK submits so far, all threads */
+    atomic_long runs;
+} race;
+
+typedef struct submitter {
+    pthread_t thread;
+    race *r;
+    int id;
+    cf_future **fs; /* the futures of CF_OK submits */
+    long n, cap;
+    cf_status bad; /* a status other than CF_OK / CF_SHUTDOWN, if any */
+} submitter;
+
+/* Submits until the executor says CF_SHUTDOWN. */
+static void *submitter_main(void *arg) {
+    submitter *s = (submitter *)arg;
+    race *r = s->r;
+    pthread_barrier_wait(&r->start);
+    for (long i = 0;; i++) {
+        cf_value args[2] = {cf_ptr(&r->runs), cf_int(s->id * 1000000L + i)};
+        cf_future *f = NULL;
+        cf_status st = cf_submit(r->ex, task_bump, args, 2, &f);
+        if (st == CF_SHUTDOWN)
+            break;
+        if (st != CF_OK) {
+            s->bad = st;
+            break;
+        }
+        if (s->n == s->cap) {
+            s->cap = s->cap ? 2 * s->cap : 64;
+            s->fs = realloc(s->fs, (size_t)s->cap * sizeof *s->fs);
+            ASSERT_NOT_NULL(s->fs);
+        }
+        s->fs[s->n++] = f;
+        pthread_mutex_lock(&r->lock);
+        r->accepted++;
+        pthread_cond_broadcast(&r->cond);
+        pthread_mutex_unlock(&r->lock);
+    }
+    return NULL;
+}
+
+/* Waits until the submitters have had `n` submits accepted. */
+static void race_wait_accepted(race *r, long n) {
+    double deadline = test_now() + LONG;
+    pthread_mutex_lock(&r->lock);
+    while (r->accepted < n) {
+        struct timespec ts;
+        if (test_now() > deadline)
+            test_fail(__FILE__, __LINE__, "%ld submits accepted, want %ld",
+                      r->accepted, n);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* stress.shutdown-races-submit: while four threads submit, shutdown(wait)
+ * makes every later submit CF_SHUTDOWN; every submit returns CF_OK or
+ * CF_SHUTDOWN, and every accepted call is done when shutdown returns. */
+TEST(stress_shutdown_races_submit) {
+    long rounds = test_repeats(100);
+    for (long round = 0; round < rounds; round++) {
+        race r;
+        submitter s[SUBMITTERS];
+        long total = 0;
+        memset(&r, 0, sizeof r);
+        memset(s, 0, sizeof s);
+        r.ex = pool_new(2);
+        atomic_init(&r.runs, 0);
+        pthread_mutex_init(&r.lock, NULL);
+        pthread_cond_init(&r.cond, NULL);
+        ASSERT_EQ(pthread_barrier_init(&r.start, NULL, SUBMITTERS + 1), 0);
+        for (int i = 0; i < SUBMITTERS; i++) {
+            s[i].r = &r;
+            s[i].id = i;
+            ASSERT_EQ(
+                pthread_create(&s[i].thread, NULL, submitter_main, &s[i]), 0);
+        }
+        pthread_barrier_wait(&r.start);
+        race_wait_accepted(&r, (round % 8) * 4);
+        ASSERT_OK(cf_executor_shutdown(r.ex, true, round % 3 == 0));
+        bool cancel_futures = round % 3 == 0;
+        for (int i = 0; i < SUBMITTERS; i++) {
+            ASSERT_EQ(pthread_join(s[i].thread, NULL), 0);
+            if (s[i].bad != CF_OK)
+                test_fail(__FILE__, __LINE__, "submit returned %s",
+                          cf_status_name(s[i].bad));
+            for (long k = 0; k < s[i].n; k++) {
+                cf_value v = cf_none();
+                cf_status st = cf_future_result(s[i].fs[k], 0, &v);
+                if (!(st == CF_OK || (cancel_futures && st == CF_CANCELLED)))
+                    test_fail(__FILE__, __LINE__,
+                              "an accepted call is %s after shutdown",
+                              cf_status_name(st));
+                if (st == CF_OK)
+                    ASSERT_EQ(v.as.i, i * 1000000L + k);
+                total += st == CF_OK;
+                ASSERT_OK(cf_future_release(s[i].fs[k]));
+            }
+            free(s[i].fs);
+        }
+        ASSERT_EQ(atomic_load(&r.runs), total);
+        ASSERT_OK(cf_executor_free(r.ex));
+        pthread_barrier_destroy(&r.start);
+        pthread_cond_destroy(&r.cond);
+        pthread_mutex_destroy(&r.lock);
+    }
+}
+
+/* ---- map closed while running ------------------------------------------ */
+
+enum { MAP_ITEMS = 32 };
+
+/* arg0: index, arg1: atomic_int runs[MAP_ITEMS]; counts, returns 2 * i. */
+static void task_map_item(cf_call *call) {
+    int64_t i = cf_arg(call, 0)->as.i;
+    atomic_int *runs = (atomic_int *)cf_arg(call, 1)->as.ptr;
+    atomic_fetch_add(&runs[i], 1);
+    cf_return(call, cf_int(2 * i));
+}
+
+/* stress.map-close-while-running: closing a map iterator while its calls
+ * run, after 0 to 3 results, runs each call at most once, every call when
+ * never advanced, and the yielded results are right. */
+TEST(stress_map_closed_while_running) {
+    long rounds = test_repeats(500);
+    for (long round = 0; round < rounds; round++) {
+        atomic_int runs[MAP_ITEMS];
+        cf_value args[2 * MAP_ITEMS];
+        cf_executor *ex = pool_new(3);
+        cf_map_iter *it = NULL;
+        int advance = (int)(round % 4);
+        for (int i = 0; i < MAP_ITEMS; i++) {
+            atomic_init(&runs[i], 0);
+            args[2 * i] = cf_int(i);
+            args[2 * i + 1] = cf_ptr(runs);
+        }
+        ASSERT_OK(
+            cf_map(ex, task_map_item, args, MAP_ITEMS, 2, CF_FOREVER, 1, &it));
+        for (int i = 0; i < advance; i++) {
+            cf_value v = cf_none();
+            ASSERT_OK(cf_map_next(it, &v, NULL));
+            ASSERT_EQ(v.as.i, 2 * i);
+        }
+        ASSERT_OK(cf_map_close(it));
+        ASSERT_OK(cf_executor_free(ex));
+        for (int i = 0; i < MAP_ITEMS; i++) {
+            int n = atomic_load(&runs[i]);
+            ASSERT_LE(n, 1);
+            if (advance == 0 || i < advance)
+                ASSERT_EQ(n, 1);
+        }
+    }
+}
+
+/* ---- as_completed racing completion ------------------------------------ */
+
+/* stress.as-completed-races-completion: as_completed over calls a pool
+ * finishes concurrently yields each exactly once. */
+TEST(stress_as_completed_races_completion) {
+    long rounds = test_repeats(50);
+    enum { N = 200 };
+    for (long round = 0; round < rounds; round++) {
+        cf_executor *ex = pool_new(4);
+        cf_future *fs[N];
+        bool seen[N] = {false};
+        atomic_long runs = 0;
+        cf_as_completed *it = NULL;
+        cf_future *got = NULL;
+        for (int i = 0; i < N; i++) {
+            cf_value args[2] = {cf_ptr(&runs), cf_int(i)};
+            ASSERT_OK(cf_submit(ex, task_bump, args, 2, &fs[i]));
+        }
+        ASSERT_OK(cf_as_completed_new(fs, N, LONG, &it));
+        for (int k = 0; k < N; k++) {
+            cf_value v = cf_none();
+            ASSERT_OK(cf_as_completed_next(it, &got, NULL));
+            ASSERT_OK(cf_future_result(got, 0, &v));
+            ASSERT_FALSE(seen[v.as.i]);
+            ASSERT_TRUE(fs[v.as.i] == got);
+            seen[v.as.i] = true;
+            ASSERT_OK(cf_future_release(got));
+        }
+        ASSERT_STATUS(cf_as_completed_next(it, &got, NULL), CF_STOP);
+        ASSERT_OK(cf_as_completed_free(it));
+        for (int i = 0; i < N; i++)
+            ASSERT_OK(cf_future_release(fs[i]));
+        ASSERT_OK(cf_executor_free(ex));
+    }
+}
+
+/* ---- pools made and freed ---------------------------------------------- */
+
+/* stress.pools-free-threads: making, using and freeing many pools leaves no
+ * thread behind (memory: the ASan/LSan build checks it). */
+TEST(stress_pools_created_and_freed_leave_no_thread) {
+    long rounds = test_repeats(200);
+    settle_runtime_threads();
+    int before = count_threads();
+    atomic_long runs = 0;
+    for (long round = 0; round < rounds; round++) {
+        cf_executor *ex = pool_new(4);
+        cf_future *fs[8];
+        for (int i = 0; i < 8; i++) {
+            cf_value args[2] = {cf_ptr(&runs), cf_int(i)};
+            ASSERT_OK(cf_submit(ex, task_bump, args, 2, &fs[i]));
+        }
+        if (round % 2)
+            ASSERT_OK(cf_executor_shutdown(ex, false, false));
+        for (int i = 0; i < 8; i++) {
+            ASSERT_OK(cf_future_result(fs[i], LONG, NULL));
+            ASSERT_OK(cf_future_release(fs[i]));
+        }
+        ASSERT_OK(cf_executor_free(ex));
+    }
+    ASSERT_EQ(atomic_load(&runs), 8 * rounds);
+    /* a joined thread can stay listed in /proc for a moment */
+    double deadline = test_now() + LONG;
+    int n;
+    while ((n = count_threads()) != before) {
+        if (test_now() > deadline)
+            test_fail(__FILE__, __LINE__, "%d threads, %d before", n, before);
+        sched_yield();
+    }
+}
