@@ -53,12 +53,22 @@ _Noreturn void test_fail(const char *file, int line, const char *fmt, ...)
                       #b, a_, b_);                                            \
     } while (0)
 
+/* Integer comparisons (both sides are converted to long long). */
 #define ASSERT_EQ(a, b) ASSERT_OP(a, ==, b)
 #define ASSERT_NE(a, b) ASSERT_OP(a, !=, b)
 #define ASSERT_LT(a, b) ASSERT_OP(a, <, b)
 #define ASSERT_LE(a, b) ASSERT_OP(a, <=, b)
 #define ASSERT_GT(a, b) ASSERT_OP(a, >, b)
 #define ASSERT_GE(a, b) ASSERT_OP(a, >=, b)
+
+/* Comparisons of doubles, e.g. elapsed seconds against SHORT. */
+#define ASSERT_DBL_OP(a, op, b)                                               \
+    do {                                                                      \
+        double a_ = (a), b_ = (b);                                            \
+        if (!(a_ op b_))                                                      \
+            test_fail(__FILE__, __LINE__, "%s %s %s: %g vs %g", #a, #op, #b,  \
+                      a_, b_);                                                \
+    } while (0)
 
 #define ASSERT_STATUS(expr, want)                                             \
     do {                                                                      \

@@ -506,7 +506,8 @@ cf_status cf_executor_shutdown(cf_executor *ex, bool wait,
  * Shuts down with wait (as Python's `with` block ends), then frees the
  * executor. Futures it made stay valid for whoever holds them.
  * Returns: CF_OK; CF_DEADLOCK from one of the executor's own workers
- *          (nothing is freed); CF_EINVAL.
+ *          (the executor is shut down but not freed: free it again from
+ *          another thread); CF_EINVAL.
  * Thread-safety: once, when no other thread uses ex any more.
  */
 cf_status cf_executor_free(cf_executor *ex);
@@ -601,7 +602,8 @@ cf_status cf_work_fail(cf_work *work, cf_status status, const char *type,
  * Ends the work without touching its future (for an executor that finished
  * the future itself with cf_future_set_*). If the future is not done yet it
  * is failed with RuntimeError "the executor dropped the call", so that
- * nobody waits forever. Returns CF_OK or CF_EINVAL.
+ * nobody waits forever (its result() gives CF_RAISED).
+ * Returns CF_OK or CF_EINVAL.
  */
 cf_status cf_work_release(cf_work *work);
 
@@ -609,7 +611,8 @@ cf_status cf_work_release(cf_work *work);
  * ThreadPoolExecutor
  * ------------------------------------------------------------------------ */
 
-/* max_workers value asking for Python's default, min(32, cpus + 4). */
+/* max_workers value asking for Python's default, min(32, cpus + 4), cpus
+ * being the processors online (sysconf(_SC_NPROCESSORS_ONLN)). */
 #define CF_DEFAULT_WORKERS INT_MIN
 
 typedef struct cf_thread_pool_options {
@@ -638,9 +641,12 @@ cf_status cf_thread_pool_options_init(cf_thread_pool_options *o);
  * initargs)
  * Threads start lazily, one per submit at most, and only when no idle
  * worker is left to take the call; an idle worker is always reused first.
+ * A worker counts as idle from the moment its task returns (before anyone
+ * can see the result), so a submit made after a result was seen reuses it;
+ * the call then waits for that worker's done callbacks to finish.
  * options: borrowed; NULL means all defaults.
  * out:     owned by the caller (cf_executor_free).
- * Returns: CF_OK, CF_EINVAL (bad max_workers, bad prefix, initargs NULL with
+ * Returns: CF_OK, CF_EINVAL (bad max_workers, initargs NULL with
  *          ninitargs > 0, out NULL), CF_NOMEM.
  * Thread-safety: any thread.
  */
@@ -716,8 +722,9 @@ cf_status cf_as_completed_new(cf_future *const *fs, size_t n, double timeout,
  *          unfinished", owned by the iterator until the next call; may be
  *          NULL.
  * Returns: CF_OK, CF_STOP (all yielded), CF_TIMEOUT (the iterator stays
- *          usable), CF_EINVAL. Blocks until a future completes or the
- *          timeout expires.
+ *          usable: a later call yields a future that completed since, or
+ *          gives CF_TIMEOUT again), CF_EINVAL (NULL it or out).
+ * Blocks until a future completes or the timeout expires.
  * Thread-safety: one thread at a time per iterator.
  */
 cf_status cf_as_completed_next(cf_as_completed *it, cf_future **out,
@@ -756,7 +763,8 @@ cf_status cf_map(cf_executor *ex, cf_fn fn, const cf_value *args,
  * The next result, in input order. Python: next(iterator)
  * out:     on CF_OK the value, owned by the caller.
  * error:   on CF_RAISED / CF_BROKEN the call's error, on CF_TIMEOUT a
- *          TimeoutError; owned by the iterator until the next call; may be
+ *          TimeoutError with an empty message (as Python's); owned by the
+ *          iterator until the next call; may be
  *          NULL.
  * Returns: CF_OK; CF_STOP at the end; CF_RAISED, CF_BROKEN, CF_CANCELLED,
  *          CF_TIMEOUT -- after any of these the iterator is finished (every

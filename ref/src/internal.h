@@ -176,6 +176,11 @@ static inline cf_work *cf__future_work(cf_future *f) {
 cf_status cf__call_invoke(cf_fn fn, const cf_value *args, size_t nargs,
                           cf_value *value, cf_error **error);
 
+/* cf_work_run, calling before_finish(ctx) once the task has returned and
+ * before its outcome is published (only when the task ran: CF_OK). */
+cf_status cf__work_run_hooked(cf_work *work, void (*before_finish)(void *),
+                              void *ctx);
+
 /* ---- executors (executor.c) ------------------------------------------- */
 
 /* True once the atexit wait began: submits are refused from then on. */

@@ -8,9 +8,12 @@
  * never taken with pool->lock held. Tasks, callbacks and the initializer run
  * with no lock held.
  *
- * Lazy start and idle reuse (Python 3.8+): a worker waiting for work counts
- * as idle; submit starts a new thread only while the queue holds more calls
- * than there are idle workers to take them.
+ * Lazy start and idle reuse (Python 3.8+): a worker counts as idle while it
+ * waits for work, and also from the moment its task returns until it looks
+ * at the queue again -- so a call submitted as soon as the previous result
+ * is seen reuses that worker instead of starting a thread. Submit starts a
+ * new thread only while the queue holds more calls than there are idle
+ * workers to take them.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -109,6 +112,15 @@ static bool initialize(struct thread_pool *p) {
     return false;
 }
 
+/* The worker's task has returned: it is available before anyone can see
+ * the result (undone once it is back in the loop). */
+static void count_idle(void *arg) {
+    struct thread_pool *p = arg;
+    pthread_mutex_lock(&p->lock);
+    p->idle++;
+    pthread_mutex_unlock(&p->lock);
+}
+
 static void *worker_main(void *arg) {
     struct thread_pool *p = arg;
     if (!initialize(p))
@@ -124,8 +136,10 @@ static void *worker_main(void *arg) {
             break; /* shut down and drained */
         cf_future *f = pop_locked(p);
         pthread_mutex_unlock(&p->lock);
-        cf_work_run(cf__future_work(f));
+        cf_status ran = cf__work_run_hooked(cf__future_work(f), count_idle, p);
         pthread_mutex_lock(&p->lock);
+        if (ran == CF_OK)
+            p->idle--;
     }
     pthread_mutex_unlock(&p->lock);
 out:

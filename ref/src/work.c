@@ -96,7 +96,8 @@ cf_status cf__call_invoke(cf_fn fn, const cf_value *args, size_t nargs,
     return call.error ? call.error->status : CF_OK;
 }
 
-cf_status cf_work_run(cf_work *work) {
+cf_status cf__work_run_hooked(cf_work *work, void (*before_finish)(void *),
+                              void *ctx) {
     if (!work_valid(work))
         return CF_EINVAL;
     cf_future *f = cf__work_future(work);
@@ -108,12 +109,18 @@ cf_status cf_work_run(cf_work *work) {
     cf_value value;
     cf_error *error;
     cf__call_invoke(f->fn, f->args, f->nargs, &value, &error);
+    if (before_finish)
+        before_finish(ctx);
     if (cf__future_finish(f, &value, error) != CF_OK) {
         cf__error_free(error); /* someone else finished it first */
         cf_value_free(&value);
     }
     work_end(f);
     return CF_OK;
+}
+
+cf_status cf_work_run(cf_work *work) {
+    return cf__work_run_hooked(work, NULL, NULL);
 }
 
 cf_status cf_work_fail(cf_work *work, cf_status status, const char *type,
