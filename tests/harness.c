@@ -1,6 +1,12 @@
 /* The test runner and the helpers every test file shares. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* gettid */
+#endif
+
 #include "harness.h"
 
+#include <dirent.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,22 +80,41 @@ void gate_open(gate *g) {
     pthread_mutex_unlock(&g->lock);
 }
 
+/* Waits on c, with m locked, for `ns` nanoseconds at most (below 1 s). */
+static void cond_wait_ns(pthread_cond_t *c, pthread_mutex_t *m, long ns) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += ns;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(c, m, &ts);
+}
+
+void cond_wait_a_little(pthread_cond_t *c, pthread_mutex_t *m) {
+    cond_wait_ns(c, m, 1000 * 1000);
+}
+
 void gate_wait(gate *g) {
     double deadline = test_now() + LONG;
     pthread_mutex_lock(&g->lock);
     while (!g->open) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 10 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+        cond_wait_ns(&g->cond, &g->lock, 10 * 1000 * 1000);
         if (!g->open && test_now() > deadline)
             test_fail(__FILE__, __LINE__, "gate not opened within LONG");
     }
     pthread_mutex_unlock(&g->lock);
+}
+
+bool gate_wait_for(gate *g, double timeout) {
+    double deadline = test_now() + timeout;
+    pthread_mutex_lock(&g->lock);
+    while (!g->open && test_now() < deadline)
+        cond_wait_a_little(&g->cond, &g->lock);
+    bool open = g->open;
+    pthread_mutex_unlock(&g->lock);
+    return open;
 }
 
 bool gate_is_open(gate *g) {
@@ -102,6 +127,67 @@ bool gate_is_open(gate *g) {
 void gate_destroy(gate *g) {
     pthread_cond_destroy(&g->cond);
     pthread_mutex_destroy(&g->lock);
+}
+
+void wait_count_(const char *file, int line, pthread_mutex_t *m,
+                 pthread_cond_t *c, const long *count, long n,
+                 const char *what) {
+    double deadline = test_now() + LONG;
+    pthread_mutex_lock(m);
+    while (*count < n) {
+        if (test_now() > deadline)
+            test_fail(file, line, "%ld %s, want %ld", *count, what, n);
+        cond_wait_a_little(c, m);
+    }
+    pthread_mutex_unlock(m);
+}
+
+void let_time_pass(double t0, double seconds) {
+    while (test_now() - t0 < seconds)
+        sched_yield();
+}
+
+int count_threads(void) {
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+    ASSERT_NOT_NULL(d);
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+void wait_thread_count(int want) {
+    double deadline = test_now() + LONG;
+    int n;
+    while ((n = count_threads()) != want) {
+        if (test_now() > deadline)
+            test_fail(__FILE__, __LINE__, "%d threads, want %d", n, want);
+        sched_yield();
+    }
+}
+
+/* Notes the kernel id of the thread it runs in. */
+static void *note_tid(void *arg) {
+    *(pid_t *)arg = gettid();
+    return NULL;
+}
+
+void settle_runtime_threads(void) {
+    pthread_t t;
+    pid_t tid = 0;
+    char path[64];
+    double deadline = test_now() + LONG;
+    ASSERT_EQ(pthread_create(&t, NULL, note_tid, &tid), 0);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    snprintf(path, sizeof path, "/proc/self/task/%d", (int)tid);
+    while (access(path, F_OK) == 0) {
+        if (test_now() > deadline)
+            test_fail(__FILE__, __LINE__, "%s stays after the join", path);
+        sched_yield();
+    }
 }
 
 void task_return_arg(cf_call *call) {

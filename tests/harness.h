@@ -117,8 +117,42 @@ typedef struct gate {
 void gate_init(gate *g);
 void gate_open(gate *g);
 void gate_wait(gate *g);
+/* Waits up to timeout seconds for g to open; true if it did. Reaching the
+ * timeout is an answer, not a failure. */
+bool gate_wait_for(gate *g, double timeout);
 bool gate_is_open(gate *g);
 void gate_destroy(gate *g);
+
+/* Waits on c, with m locked, for a millisecond at most: the caller re-checks
+ * its condition and its own deadline. */
+void cond_wait_a_little(pthread_cond_t *c, pthread_mutex_t *m);
+
+/*
+ * Waits until *count, guarded by m and broadcast on c whenever it changes,
+ * reaches n. Waiting longer than LONG fails the test, saying "<count> <what>,
+ * want <n>".
+ */
+void wait_count_(const char *file, int line, pthread_mutex_t *m,
+                 pthread_cond_t *c, const long *count, long n,
+                 const char *what);
+#define wait_count(m, c, count, n, what)                                      \
+    wait_count_(__FILE__, __LINE__, m, c, count, n, what)
+
+/* Spins (yielding the CPU) until `seconds` have passed since t0; no gate
+ * can stand for the passing of time itself. */
+void let_time_pass(double t0, double seconds);
+
+/*
+ * Threads, counted as the entries of /proc/self/task. A thread that has
+ * been joined can stay listed for a moment after pthread_join returns.
+ */
+int count_threads(void);
+/* Waits until the process has `want` threads; LONG fails. */
+void wait_thread_count(int want);
+/* Starts and joins one thread, and waits until it has left /proc, so that
+ * threads a runtime starts along with the first one (ThreadSanitizer's
+ * background thread) exist before a test takes its baseline count. */
+void settle_runtime_threads(void);
 
 /* Task functions shared by the tests. */
 

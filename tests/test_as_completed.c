@@ -14,28 +14,7 @@
 
 #include "harness.h"
 
-#include <sched.h>
-#include <time.h>
-
 /* ---- helpers ----------------------------------------------------------- */
-
-static bool gate_wait_for(gate *g, double timeout) {
-    double deadline = test_now() + timeout;
-    pthread_mutex_lock(&g->lock);
-    while (!g->open && test_now() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&g->cond, &g->lock, &ts);
-    }
-    bool open = g->open;
-    pthread_mutex_unlock(&g->lock);
-    return open;
-}
 
 static cf_executor *pool_new(int max_workers) {
     cf_thread_pool_options o;
@@ -133,13 +112,6 @@ static void expect_timeout(cf_as_completed *it, int n, int m) {
     ASSERT_STREQ(cf_error_type(e), "TimeoutError");
     ASSERT_STREQ(cf_error_message(e), want);
     ASSERT_STATUS(cf_error_status(e), CF_TIMEOUT);
-}
-
-/* Spins (yielding the CPU) until `seconds` have passed since t0; no gate
- * can stand for the passing of time itself. */
-static void let_time_pass(double t0, double seconds) {
-    while (test_now() - t0 < seconds)
-        sched_yield();
 }
 
 /* A thread that, once go opens, checks for SHORT that the iterator has not

@@ -14,9 +14,6 @@
 
 #include "harness.h"
 
-#include <sched.h>
-#include <time.h>
-
 /* ---- helpers ----------------------------------------------------------- */
 
 enum {
@@ -33,7 +30,7 @@ typedef struct map_ctx {
     pthread_cond_t cond;
     int runs[MAX_ITEMS];
     int finish_order[MAX_ITEMS];
-    int nstarted, nfinished;
+    long nstarted, nfinished;
     gate block, block_started;
     gate gates[MAX_ITEMS];
 } map_ctx;
@@ -65,22 +62,9 @@ static int ctx_runs(map_ctx *c, int i) {
 }
 
 /* Waits until *counter (nstarted or nfinished) reaches n; LONG fails. */
-static void ctx_wait(map_ctx *c, int *counter, int n) {
-    double deadline = test_now() + LONG;
-    pthread_mutex_lock(&c->lock);
-    while (*counter < n) {
-        struct timespec ts;
-        if (test_now() > deadline)
-            test_fail(__FILE__, __LINE__, "count %d, want %d", *counter, n);
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&c->cond, &c->lock, &ts);
-    }
-    pthread_mutex_unlock(&c->lock);
+static void ctx_wait(map_ctx *c, long *counter, long n) {
+    wait_count(&c->lock, &c->cond, counter, n,
+               counter == &c->nstarted ? "calls started" : "calls finished");
 }
 
 static void task_item(cf_call *call) {
@@ -172,12 +156,6 @@ static void expect_stop(cf_map_iter *it) {
     cf_value v = cf_int(-999);
     ASSERT_STATUS(cf_map_next(it, &v, NULL), CF_STOP);
     ASSERT_EQ(v.as.i, -999);
-}
-
-/* Spins (yielding the CPU) until `seconds` have passed since t0. */
-static void let_time_pass(double t0, double seconds) {
-    while (test_now() - t0 < seconds)
-        sched_yield();
 }
 
 static cf_map_iter *const not_written = (cf_map_iter *)&not_written;

@@ -19,29 +19,9 @@
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ---- helpers ----------------------------------------------------------- */
-
-/* Waits up to timeout seconds for g to open; true if it did. */
-static bool gate_wait_for(gate *g, double timeout) {
-    double deadline = test_now() + timeout;
-    pthread_mutex_lock(&g->lock);
-    while (!g->open && test_now() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&g->cond, &g->lock, &ts);
-    }
-    bool open = g->open;
-    pthread_mutex_unlock(&g->lock);
-    return open;
-}
 
 static cf_executor *pool_new(int max_workers) {
     cf_thread_pool_options o;
@@ -89,7 +69,7 @@ static void task_count(cf_call *call) {
 typedef struct cb_log {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int n;
+    long n;
     pthread_t threads[16];
 } cb_log;
 
@@ -117,23 +97,8 @@ static cf_status cb_record(cf_future *f, void *ctx) {
 }
 
 /* Waits until n callbacks ran; LONG fails. */
-static void cb_log_wait(cb_log *l, int n) {
-    double deadline = test_now() + LONG;
-    pthread_mutex_lock(&l->lock);
-    while (l->n < n) {
-        struct timespec ts;
-        if (test_now() > deadline)
-            test_fail(__FILE__, __LINE__, "%d callbacks ran, want %d", l->n,
-                      n);
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&l->cond, &l->lock, &ts);
-    }
-    pthread_mutex_unlock(&l->lock);
+static void cb_log_wait(cb_log *l, long n) {
+    wait_count(&l->lock, &l->cond, &l->n, n, "callbacks ran");
 }
 
 /* A thread that shuts an executor down (or frees it) while the test

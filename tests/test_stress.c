@@ -5,17 +5,13 @@
  * hold whichever side wins each race: a future ends exactly once, every
  * accepted call completes, nothing hangs, no thread is left behind.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1 /* gettid */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
 #endif
 
 #include "harness.h"
 
-#include <dirent.h>
-#include <sched.h>
 #include <stdatomic.h>
-#include <time.h>
-#include <unistd.h>
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -26,42 +22,6 @@ static cf_executor *pool_new(int max_workers) {
     o.max_workers = max_workers;
     ASSERT_OK(cf_thread_pool_new(&o, &ex));
     return ex;
-}
-
-/* Notes the kernel id of the thread it runs in. */
-static void *note_tid(void *arg) {
-    *(pid_t *)arg = gettid();
-    return NULL;
-}
-
-/* Starts and joins one thread, and waits until it has left /proc, so that
- * threads a runtime starts along with the first one (ThreadSanitizer's
- * background thread) exist before a test takes its baseline count. */
-static void settle_runtime_threads(void) {
-    pthread_t t;
-    pid_t tid = 0;
-    char path[64];
-    double deadline = test_now() + LONG;
-    ASSERT_EQ(pthread_create(&t, NULL, note_tid, &tid), 0);
-    ASSERT_EQ(pthread_join(t, NULL), 0);
-    snprintf(path, sizeof path, "/proc/self/task/%d", (int)tid);
-    while (access(path, F_OK) == 0) {
-        if (test_now() > deadline)
-            test_fail(__FILE__, __LINE__, "%s stays after the join", path);
-        sched_yield();
-    }
-}
-
-static int count_threads(void) {
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *e;
-    int n = 0;
-    ASSERT_NOT_NULL(d);
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
 }
 
 /* arg0: atomic_long* to bump; returns arg1. */
@@ -167,22 +127,7 @@ static void *submitter_main(void *arg) {
 
 /* Waits until the submitters have had `n` submits accepted. */
 static void race_wait_accepted(race *r, long n) {
-    double deadline = test_now() + LONG;
-    pthread_mutex_lock(&r->lock);
-    while (r->accepted < n) {
-        struct timespec ts;
-        if (test_now() > deadline)
-            test_fail(__FILE__, __LINE__, "%ld submits accepted, want %ld",
-                      r->accepted, n);
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&r->cond, &r->lock, &ts);
-    }
-    pthread_mutex_unlock(&r->lock);
+    wait_count(&r->lock, &r->cond, &r->accepted, n, "submits accepted");
 }
 
 /* stress.shutdown-races-submit: while four threads submit, shutdown(wait)
@@ -345,12 +290,5 @@ TEST(stress_pools_created_and_freed_leave_no_thread) {
         ASSERT_OK(cf_executor_free(ex));
     }
     ASSERT_EQ(atomic_load(&runs), 8 * rounds);
-    /* a joined thread can stay listed in /proc for a moment */
-    double deadline = test_now() + LONG;
-    int n;
-    while ((n = count_threads()) != before) {
-        if (test_now() > deadline)
-            test_fail(__FILE__, __LINE__, "%d threads, %d before", n, before);
-        sched_yield();
-    }
+    wait_thread_count(before);
 }

@@ -9,79 +9,15 @@
  * count is taken while every worker is busy. Nothing sleeps.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1 /* sched_getaffinity, CPU_COUNT, gettid */
+#define _GNU_SOURCE 1 /* sched_getaffinity, CPU_COUNT */
 #endif
 
 #include "harness.h"
 
-#include <dirent.h>
 #include <sched.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ---- helpers ----------------------------------------------------------- */
-
-/* Waits on c for at most 1 ms; the caller re-checks its condition and its
- * own deadline. */
-static void cond_wait_a_little(pthread_cond_t *c, pthread_mutex_t *m) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 1000 * 1000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(c, m, &ts);
-}
-
-/* Notes the kernel id of the thread it runs in. */
-static void *note_tid(void *arg) {
-    *(pid_t *)arg = gettid();
-    return NULL;
-}
-
-/* Starts and joins one thread, and waits until it has left /proc, so that
- * threads a runtime starts along with the first one (ThreadSanitizer's
- * background thread) exist before a test takes its baseline count. */
-static void settle_runtime_threads(void) {
-    pthread_t t;
-    pid_t tid = 0;
-    char path[64];
-    double deadline = test_now() + LONG;
-    ASSERT_EQ(pthread_create(&t, NULL, note_tid, &tid), 0);
-    ASSERT_EQ(pthread_join(t, NULL), 0);
-    snprintf(path, sizeof path, "/proc/self/task/%d", (int)tid);
-    while (access(path, F_OK) == 0) {
-        if (test_now() > deadline)
-            test_fail(__FILE__, __LINE__, "%s stays after the join", path);
-        sched_yield();
-    }
-}
-
-/* The number of threads in this process: the entries of /proc/self/task. */
-static int count_threads(void) {
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *e;
-    int n = 0;
-    ASSERT_NOT_NULL(d);
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
-/* Waits until the process has `want` threads: a thread that has been joined
- * can stay listed in /proc for a moment after pthread_join returns. */
-static void wait_thread_count(int want) {
-    double deadline = test_now() + LONG;
-    int n;
-    while ((n = count_threads()) != want) {
-        if (test_now() > deadline)
-            test_fail(__FILE__, __LINE__, "%d threads, want %d", n, want);
-        sched_yield();
-    }
-}
 
 static cf_executor *pool_with(const cf_thread_pool_options *o) {
     cf_executor *ex = NULL;
@@ -146,15 +82,7 @@ static void recorder_destroy(recorder *r) {
 
 /* Waits until n calls have started; LONG fails. */
 static void recorder_wait_started(recorder *r, long n) {
-    double deadline = test_now() + LONG;
-    pthread_mutex_lock(&r->lock);
-    while (r->started < n) {
-        if (test_now() > deadline)
-            test_fail(__FILE__, __LINE__, "%ld calls started, want %ld",
-                      r->started, n);
-        cond_wait_a_little(&r->cond, &r->lock);
-    }
-    pthread_mutex_unlock(&r->lock);
+    wait_count(&r->lock, &r->cond, &r->started, n, "calls started");
 }
 
 /* Watches for SHORT that no more than n calls start. */

@@ -15,27 +15,7 @@
 
 #include "harness.h"
 
-#include <time.h>
-
 /* ---- helpers ----------------------------------------------------------- */
-
-static bool gate_wait_for(gate *g, double timeout) {
-    double deadline = test_now() + timeout;
-    pthread_mutex_lock(&g->lock);
-    while (!g->open && test_now() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&g->cond, &g->lock, &ts);
-    }
-    bool open = g->open;
-    pthread_mutex_unlock(&g->lock);
-    return open;
-}
 
 static cf_executor *pool_new(int max_workers) {
     cf_thread_pool_options o;
