@@ -221,6 +221,82 @@ void task_raise(cf_call *call) {
     cf_raise(call, type->as.buf.data, "%s", msg->as.buf.data);
 }
 
+void init_fail(cf_call *call) {
+    gate *go = gate_arg(call, 0);
+    if (go)
+        gate_wait(go);
+    cf_raise(call, "ValueError", "initializer failed on purpose");
+}
+
+cf_executor *pool_with(const cf_thread_pool_options *o) {
+    cf_executor *ex = NULL;
+    ASSERT_OK(cf_thread_pool_new(o, &ex));
+    ASSERT_NOT_NULL(ex);
+    return ex;
+}
+
+cf_executor *pool_new(int max_workers) {
+    cf_thread_pool_options o;
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = max_workers;
+    return pool_with(&o);
+}
+
+cf_executor *failing_pool(int max_workers, gate *go) {
+    cf_thread_pool_options o;
+    cf_value initargs[1] = {cf_ptr(go)};
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = max_workers;
+    o.initializer = init_fail;
+    o.initargs = initargs;
+    o.ninitargs = 1;
+    return pool_with(&o);
+}
+
+cf_future *submit_gated_value(cf_executor *ex, gate *started, gate *proceed,
+                              cf_value value) {
+    cf_value args[3] = {started ? cf_ptr(started) : cf_none(),
+                        proceed ? cf_ptr(proceed) : cf_none(), value};
+    cf_future *f = NULL;
+    ASSERT_OK(cf_submit(ex, task_gate_return, args, 3, &f));
+    ASSERT_NOT_NULL(f);
+    return f;
+}
+
+cf_future *submit_gated(cf_executor *ex, gate *started, gate *proceed,
+                        int64_t value) {
+    return submit_gated_value(ex, started, proceed, cf_int(value));
+}
+
+cf_future *pending_future(void) {
+    cf_future *f = NULL;
+    ASSERT_OK(cf_future_new(&f));
+    ASSERT_NOT_NULL(f);
+    return f;
+}
+
+cf_future *running_future(void) {
+    cf_future *f = pending_future();
+    ASSERT_OK(cf_future_set_running_or_notify_cancel(f));
+    return f;
+}
+
+void finish_future(cf_future *f, int64_t value) {
+    cf_value v = cf_int(value);
+    ASSERT_OK(cf_future_set_result(f, &v));
+}
+
+cf_future *finished_future(int64_t value) {
+    cf_future *f = pending_future();
+    finish_future(f, value);
+    return f;
+}
+
+void release_all(cf_future *const *fs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        ASSERT_OK(cf_future_release(fs[i]));
+}
+
 static void confuse(const char *file, int line, cf_future *f) {
     cf_value seven = cf_int(7);
     if (cf_future_set_result(f, &seven) != CF_INVALID_STATE ||

@@ -154,6 +154,37 @@ void wait_thread_count(int want);
  * background thread) exist before a test takes its baseline count. */
 void settle_runtime_threads(void);
 
+/*
+ * Executors and futures made for a test; each fails the test if the library
+ * refuses.
+ */
+
+/* A thread pool with these options (NULL: the defaults). */
+cf_executor *pool_with(const cf_thread_pool_options *o);
+/* A thread pool of max_workers, the other options at their defaults. */
+cf_executor *pool_new(int max_workers);
+/* A pool of max_workers whose initializer (init_fail) waits for go to open,
+ * then raises: the pool breaks. */
+cf_executor *failing_pool(int max_workers, gate *go);
+
+/* Submits task_gate_return(started, proceed, value); either gate may be
+ * NULL. */
+cf_future *submit_gated_value(cf_executor *ex, gate *started, gate *proceed,
+                              cf_value value);
+/* The same with an int value. */
+cf_future *submit_gated(cf_executor *ex, gate *started, gate *proceed,
+                        int64_t value);
+
+/* Hand-made futures (cf_future_new): pending, running, or finished with an
+ * int. */
+cf_future *pending_future(void);
+cf_future *running_future(void);
+cf_future *finished_future(int64_t value);
+/* set_result(f, int value), which must succeed. */
+void finish_future(cf_future *f, int64_t value);
+/* Releases fs[0..n), each of which must succeed. */
+void release_all(cf_future *const *fs, size_t n);
+
 /* Task functions shared by the tests. */
 
 /* Returns a copy of its first argument (None without arguments). */
@@ -163,6 +194,9 @@ void task_return_arg(cf_call *call);
 void task_gate_return(cf_call *call);
 /* arg0: str type, arg1: str message; raises it. */
 void task_raise(cf_call *call);
+/* An initializer: arg0 gate* to wait on first (or None); then raises
+ * ValueError. */
+void init_fail(cf_call *call);
 
 /*
  * Checkers: each looks at every accessor at once, result() with both a zero

@@ -16,46 +16,6 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static cf_executor *pool_new(int max_workers) {
-    cf_thread_pool_options o;
-    cf_executor *ex = NULL;
-    ASSERT_OK(cf_thread_pool_options_init(&o));
-    o.max_workers = max_workers;
-    ASSERT_OK(cf_thread_pool_new(&o, &ex));
-    return ex;
-}
-
-static cf_future *submit_gated(cf_executor *ex, gate *started, gate *proceed,
-                               int64_t value) {
-    cf_value args[3] = {started ? cf_ptr(started) : cf_none(),
-                        proceed ? cf_ptr(proceed) : cf_none(), cf_int(value)};
-    cf_future *f = NULL;
-    ASSERT_OK(cf_submit(ex, task_gate_return, args, 3, &f));
-    return f;
-}
-
-static cf_future *pending(void) {
-    cf_future *f = NULL;
-    ASSERT_OK(cf_future_new(&f));
-    return f;
-}
-
-static void finish(cf_future *f, int64_t value) {
-    cf_value v = cf_int(value);
-    ASSERT_OK(cf_future_set_result(f, &v));
-}
-
-static cf_future *finished(int64_t value) {
-    cf_future *f = pending();
-    finish(f, value);
-    return f;
-}
-
-static void release_all(cf_future **fs, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        ASSERT_OK(cf_future_release(fs[i]));
-}
-
 static cf_as_completed *iter_new(cf_future *const *fs, size_t n,
                                  double timeout) {
     cf_as_completed *it = NULL;
@@ -133,7 +93,7 @@ static void *completer_main(void *arg) {
         if (c->cancel[i])
             ASSERT_TRUE(cf_future_cancel(c->fs[i]));
         else
-            finish(c->fs[i], (int64_t)i);
+            finish_future(c->fs[i], (int64_t)i);
     }
     return NULL;
 }
@@ -158,14 +118,15 @@ static void completer_join(completer *c) {
  * before any that completes later, even one completed before the first
  * next. */
 TEST(as_completed_yields_already_done_futures_first) {
-    cf_future *fs[4] = {pending(), finished(1), pending(), finished(3)};
+    cf_future *fs[4] = {pending_future(), finished_future(1), pending_future(),
+                        finished_future(3)};
     cf_as_completed *it = iter_new(fs, 4, CF_FOREVER);
-    finish(fs[2], 2);
+    finish_future(fs[2], 2);
     cf_future *first = next_one_of(it, fs[1], fs[3]);
     cf_future *other = first == fs[1] ? fs[3] : fs[1];
     next_one_of(it, other, other);
     expect_next(it, fs[2]);
-    finish(fs[0], 0);
+    finish_future(fs[0], 0);
     expect_next(it, fs[0]);
     expect_stop(it);
     ASSERT_OK(cf_as_completed_free(it));
@@ -176,7 +137,8 @@ TEST(as_completed_yields_already_done_futures_first) {
  * yielded in the order they are listed. (The header does not say so; CPython
  * takes them from a set, in no set order.) */
 TEST(as_completed_yields_already_done_futures_in_input_order) {
-    cf_future *fs[4] = {finished(0), pending(), finished(2), finished(3)};
+    cf_future *fs[4] = {finished_future(0), pending_future(),
+                        finished_future(2), finished_future(3)};
     cf_as_completed *it = iter_new(fs, 4, 0);
     expect_next(it, fs[0]);
     expect_next(it, fs[2]);
@@ -190,11 +152,11 @@ TEST(as_completed_yields_already_done_futures_in_input_order) {
  * yielded in the order they complete (2, 0, 1 here), even when all three
  * complete before the first next. */
 TEST(as_completed_yields_in_completion_order) {
-    cf_future *fs[3] = {pending(), pending(), pending()};
+    cf_future *fs[3] = {pending_future(), pending_future(), pending_future()};
     cf_as_completed *it = iter_new(fs, 3, CF_FOREVER);
-    finish(fs[2], 2);
-    finish(fs[0], 0);
-    finish(fs[1], 1);
+    finish_future(fs[2], 2);
+    finish_future(fs[0], 0);
+    finish_future(fs[1], 1);
     expect_next(it, fs[2]);
     expect_next(it, fs[0]);
     expect_next(it, fs[1]);
@@ -206,7 +168,7 @@ TEST(as_completed_yields_in_completion_order) {
 /* as-completed.blocks-until-completion: next blocks until another thread
  * completes a future, then yields it. */
 TEST(as_completed_next_blocks_until_a_future_completes) {
-    cf_future *fs[2] = {pending(), pending()};
+    cf_future *fs[2] = {pending_future(), pending_future()};
     completer c = {.fs = {fs[1]}, .n = 1};
     cf_as_completed *it = iter_new(fs, 2, CF_FOREVER);
     completer_start(&c);
@@ -243,7 +205,7 @@ TEST(as_completed_yields_pool_futures_as_they_finish) {
 /* as-completed.duplicates-once: a future listed several times is yielded
  * once. */
 TEST(as_completed_yields_duplicates_once) {
-    cf_future *a = finished(1), *b = pending();
+    cf_future *a = finished_future(1), *b = pending_future();
     cf_future *fs[5] = {a, b, a, b, a};
     cf_as_completed *it = iter_new(fs, 5, 0);
     expect_next(it, a);
@@ -251,7 +213,7 @@ TEST(as_completed_yields_duplicates_once) {
     ASSERT_OK(cf_as_completed_free(it));
     it = iter_new(fs, 5, CF_FOREVER);
     expect_next(it, a);
-    finish(b, 2);
+    finish_future(b, 2);
     expect_next(it, b);
     expect_stop(it);
     ASSERT_OK(cf_as_completed_free(it));
@@ -262,7 +224,7 @@ TEST(as_completed_yields_duplicates_once) {
 /* as-completed.stop-at-end: once every future is yielded, next returns
  * CF_STOP, and keeps doing so. */
 TEST(as_completed_stops_at_the_end) {
-    cf_future *f = finished(1);
+    cf_future *f = finished_future(1);
     cf_as_completed *it = iter_new(&f, 1, CF_FOREVER);
     expect_next(it, f);
     expect_stop(it);
@@ -274,7 +236,7 @@ TEST(as_completed_stops_at_the_end) {
 /* as-completed.empty-stops-at-once: n == 0 (fs NULL or not) gives an
  * iterator that stops at once, even with a zero timeout. */
 TEST(as_completed_empty_stops_at_once) {
-    cf_future *f = pending();
+    cf_future *f = pending_future();
     cf_as_completed *it = iter_new(NULL, 0, CF_FOREVER);
     expect_stop(it);
     ASSERT_OK(cf_as_completed_free(it));
@@ -313,7 +275,7 @@ TEST(as_completed_yields_cancelled_queued_call_at_once) {
 /* as-completed.cancel-completes: a future another thread cancels while next
  * waits is yielded. */
 TEST(as_completed_yields_future_cancelled_while_waiting) {
-    cf_future *fs[2] = {pending(), pending()};
+    cf_future *fs[2] = {pending_future(), pending_future()};
     completer c = {.fs = {fs[0]}, .cancel = {true}, .n = 1};
     cf_as_completed *it = iter_new(fs, 2, CF_FOREVER);
     completer_start(&c);
@@ -330,7 +292,7 @@ TEST(as_completed_yields_future_cancelled_while_waiting) {
  * timeout counts from cf_as_completed_new, so a first next made after it
  * expired times out without waiting again. */
 TEST(as_completed_timeout_counts_from_creation) {
-    cf_future *f = pending();
+    cf_future *f = pending_future();
     double timeout = 2 * SHORT;
     double t0 = test_now();
     cf_as_completed *it = iter_new(&f, 1, timeout);
@@ -345,7 +307,7 @@ TEST(as_completed_timeout_counts_from_creation) {
 /* as-completed.timeout-no-earlier: a next that times out returns no earlier
  * than the iterator's deadline. */
 TEST(as_completed_timeout_returns_no_earlier_than_deadline) {
-    cf_future *fs[2] = {pending(), finished(1)};
+    cf_future *fs[2] = {pending_future(), finished_future(1)};
     double t0 = test_now();
     cf_as_completed *it = iter_new(fs, 2, SHORT);
     expect_next(it, fs[1]);
@@ -359,7 +321,8 @@ TEST(as_completed_timeout_returns_no_earlier_than_deadline) {
  * finished] and timeout 0, the two done futures are yielded, then
  * TimeoutError "2 (of 4) futures unfinished". */
 TEST(as_completed_timeout_message_counts_unfinished_futures) {
-    cf_future *fs[4] = {pending(), pending(), pending(), finished(3)};
+    cf_future *fs[4] = {pending_future(), pending_future(), pending_future(),
+                        finished_future(3)};
     ASSERT_TRUE(cf_future_cancel(fs[0]));
     ASSERT_OK(cf_future_set_running_or_notify_cancel(fs[2]));
     cf_as_completed *it = iter_new(fs, 4, 0);
@@ -375,11 +338,11 @@ TEST(as_completed_timeout_message_counts_unfinished_futures) {
  * usable: it times out again while nothing completes, then yields a future
  * that completed since, then stops. */
 TEST(as_completed_usable_after_timeout) {
-    cf_future *f = pending();
+    cf_future *f = pending_future();
     cf_as_completed *it = iter_new(&f, 1, 0);
     expect_timeout(it, 1, 1);
     expect_timeout(it, 1, 1);
-    finish(f, 1);
+    finish_future(f, 1);
     expect_next(it, f);
     expect_stop(it);
     ASSERT_OK(cf_as_completed_free(it));
@@ -388,7 +351,7 @@ TEST(as_completed_usable_after_timeout) {
 
 /* as-completed.timeout-error-optional: error may be NULL on CF_TIMEOUT. */
 TEST(as_completed_timeout_with_null_error) {
-    cf_future *f = pending(), *got = NULL;
+    cf_future *f = pending_future(), *got = NULL;
     cf_as_completed *it = iter_new(&f, 1, 0);
     ASSERT_STATUS(cf_as_completed_next(it, &got, NULL), CF_TIMEOUT);
     ASSERT_OK(cf_as_completed_free(it));
@@ -400,7 +363,7 @@ TEST(as_completed_timeout_with_null_error) {
 /* as-completed.yields-new-references: each yielded future is a new
  * reference, released by the caller, while the caller's own stays valid. */
 TEST(as_completed_yielded_futures_are_new_references) {
-    cf_future *f = finished(5), *got = NULL;
+    cf_future *f = finished_future(5), *got = NULL;
     cf_value want = cf_int(5);
     cf_as_completed *it = iter_new(&f, 1, CF_FOREVER);
     ASSERT_OK(cf_as_completed_next(it, &got, NULL));
@@ -414,12 +377,12 @@ TEST(as_completed_yielded_futures_are_new_references) {
 /* as-completed.holds-own-references: the iterator takes its own references,
  * so the caller may release its futures before iterating. */
 TEST(as_completed_holds_its_own_references) {
-    cf_future *a = finished(1), *b = pending(), *got = NULL;
+    cf_future *a = finished_future(1), *b = pending_future(), *got = NULL;
     cf_future *fs[2] = {a, b};
     cf_value want = cf_int(2);
     cf_as_completed *it = iter_new(fs, 2, CF_FOREVER);
     ASSERT_OK(cf_future_release(a));
-    finish(b, 2);
+    finish_future(b, 2);
     ASSERT_OK(cf_future_release(b));
     expect_next(it, a);
     ASSERT_OK(cf_as_completed_next(it, &got, NULL));
@@ -432,12 +395,13 @@ TEST(as_completed_holds_its_own_references) {
 /* as-completed.free-before-end: freeing an iterator that has not yielded
  * everything drops its references and leaves the futures usable. */
 TEST(as_completed_free_before_the_end) {
-    cf_future *fs[3] = {finished(1), pending(), pending()};
+    cf_future *fs[3] = {finished_future(1), pending_future(),
+                        pending_future()};
     cf_value want = cf_int(7);
     cf_as_completed *it = iter_new(fs, 3, CF_FOREVER);
     expect_next(it, fs[0]);
     ASSERT_OK(cf_as_completed_free(it));
-    finish(fs[1], 7);
+    finish_future(fs[1], 7);
     check_value(fs[1], &want);
     release_all(fs, 3);
 }
@@ -447,7 +411,7 @@ TEST(as_completed_free_before_the_end) {
 /* as-completed.new-argument-checks: NaN timeout, NULL out, NULL fs with
  * n > 0 and a NULL element are CF_EINVAL, and out is left alone. */
 TEST(as_completed_new_rejects_bad_arguments) {
-    cf_future *fs[2] = {finished(1), NULL};
+    cf_future *fs[2] = {finished_future(1), NULL};
     cf_as_completed *it = (cf_as_completed *)&fs;
     ASSERT_STATUS(cf_as_completed_new(fs, 1, NAN, &it), CF_EINVAL);
     ASSERT_STATUS(cf_as_completed_new(fs, 1, 0, NULL), CF_EINVAL);
@@ -460,7 +424,7 @@ TEST(as_completed_new_rejects_bad_arguments) {
 /* as-completed.next-argument-checks: next on a NULL iterator or with a NULL
  * out is CF_EINVAL; free of NULL is CF_EINVAL. */
 TEST(as_completed_next_and_free_reject_null) {
-    cf_future *f = finished(1), *got = NULL;
+    cf_future *f = finished_future(1), *got = NULL;
     cf_as_completed *it = iter_new(&f, 1, CF_FOREVER);
     ASSERT_STATUS(cf_as_completed_next(NULL, &got, NULL), CF_EINVAL);
     ASSERT_STATUS(cf_as_completed_next(it, NULL, NULL), CF_EINVAL);

@@ -19,13 +19,6 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static cf_future *new_future(void) {
-    cf_future *f = NULL;
-    if (cf_future_new(&f) != CF_OK || f == NULL)
-        test_fail(__FILE__, __LINE__, "cf_future_new failed");
-    return f;
-}
-
 /* How a test completes a future. */
 typedef enum outcome { BY_RESULT, BY_EXCEPTION, BY_CANCEL } outcome;
 
@@ -201,7 +194,7 @@ static cf_status failing_cb(cf_future *f, void *ctx) {
  * clause: future.callback.order */
 TEST(callback_runs_in_order_added) {
     for (size_t k = 0; k < 3; k++) {
-        cf_future *f = new_future();
+        cf_future *f = pending_future();
         order_log log;
         order_entry e[6];
         int want[6] = {0, 1, 2, 3, 4, 5};
@@ -221,7 +214,7 @@ TEST(callback_runs_in_order_added) {
 /* The same function with the same ctx added twice is called twice.
  * clause: future.callback.same-fn-twice */
 TEST(callback_added_twice_runs_twice) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     counter c = {0};
     ASSERT_OK(cf_future_add_done_callback(f, count_cb, &c));
     ASSERT_OK(cf_future_add_done_callback(f, count_cb, &c));
@@ -236,7 +229,7 @@ TEST(callback_added_twice_runs_twice) {
  * clause: future.callback.exactly-once */
 TEST(callback_runs_exactly_once) {
     for (size_t k = 0; k < 3; k++) {
-        cf_future *f = new_future();
+        cf_future *f = pending_future();
         counter c = {0};
         cf_value v = cf_int(1);
         ASSERT_OK(cf_future_add_done_callback(f, count_cb, &c));
@@ -257,7 +250,7 @@ TEST(callback_runs_exactly_once) {
 /* A callback is called with the future it was added to and its ctx.
  * clause: future.callback.arguments */
 TEST(callback_receives_future_and_ctx) {
-    cf_future *f = new_future(), *g = new_future();
+    cf_future *f = pending_future(), *g = pending_future();
     counter a = {0}, b = {0};
     ASSERT_OK(cf_future_add_done_callback(f, count_cb, &a));
     ASSERT_TRUE(cf_future_cancel(f));
@@ -278,7 +271,7 @@ TEST(callback_receives_future_and_ctx) {
  * clause: future.callback.already-done */
 TEST(callback_on_done_future_runs_before_add_returns) {
     for (size_t k = 0; k < 3; k++) {
-        cf_future *f = new_future();
+        cf_future *f = pending_future();
         counter c = {0};
         ASSERT_TRUE(complete(f, all_outcomes[k]));
         ASSERT_OK(cf_future_add_done_callback(f, count_cb, &c));
@@ -292,7 +285,7 @@ TEST(callback_on_done_future_runs_before_add_returns) {
  * set_exception or cancel in another thread), before that call returns.
  * clause: future.callback.thread */
 static void check_runs_in_completing_thread(outcome how) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     counter a = {0}, b = {0};
     completer c;
     ASSERT_OK(cf_future_add_done_callback(f, count_cb, &a));
@@ -358,7 +351,7 @@ TEST(callback_sees_future_done) {
     cf_status want_result[] = {CF_OK, CF_RAISED, CF_CANCELLED};
     cf_status want_exception[] = {CF_OK, CF_OK, CF_CANCELLED};
     for (size_t k = 0; k < 3; k++) {
-        cf_future *f = new_future();
+        cf_future *f = pending_future();
         inside in = {.how = all_outcomes[k], .value = cf_none()};
         completer c;
         ASSERT_OK(cf_future_add_done_callback(f, inspect_cb, &in));
@@ -408,7 +401,7 @@ static cf_status reenter_cb(cf_future *f, void *ctx) {
  * deadlocks.
  * clause: future.callback.reentrant */
 TEST(callback_may_call_functions_on_same_future) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     reentry r = {0};
     completer c;
     ASSERT_OK(cf_future_add_done_callback(f, reenter_cb, &r));
@@ -430,7 +423,7 @@ TEST(callback_may_call_functions_on_same_future) {
  * returns true without running the callbacks again.
  * clause: future.callback.reentrant */
 TEST(callback_may_cancel_its_cancelled_future) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     reentry r = {0};
     counter n = {0};
     completer c;
@@ -465,7 +458,7 @@ static cf_status outer_cb(cf_future *f, void *ctx) {
  * new one run at once, inside the add call.
  * clause: future.callback.add-inside-callback */
 TEST(callback_adding_callback_runs_it_at_once) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     nested n;
     order_entry last;
     completer c;
@@ -500,7 +493,7 @@ static cf_status block_cb(cf_future *f, void *ctx) {
  * and use other futures.
  * clause: future.callback.outside-locks */
 TEST(callback_runs_outside_future_lock) {
-    cf_future *f = new_future(), *g = NULL;
+    cf_future *f = pending_future(), *g = NULL;
     blocker b;
     completer c;
     counter late = {0};
@@ -562,7 +555,7 @@ static void *blocked_waiter_main(void *arg) {
  * waits for a blocked result() caller to return does not deadlock.
  * clause: future.callback.after-waiters */
 TEST(callback_runs_after_waiters_woken) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     blocked_waiter w = {.f = f, .status = CF__STATUS_COUNT};
     after_waiters a = {.returned = &w.returned};
     pthread_t t;
@@ -591,7 +584,7 @@ TEST(callback_runs_after_waiters_woken) {
  * ("exception calling callback ...") and the callbacks after it still run.
  * clause: future.callback.failure-logged */
 TEST(callback_failure_is_logged_and_later_callbacks_run) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     order_log log;
     order_entry e[3];
     int want[] = {0, 1, 2};
@@ -618,7 +611,7 @@ TEST(callback_failure_is_logged_and_later_callbacks_run) {
  * whatever non-OK status each returns.
  * clause: future.callback.failure-logged */
 TEST(callback_each_failure_is_logged) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     counter a = {0}, b = {0};
     ASSERT_OK(cf_set_log_hook(record_hook, NULL));
     ASSERT_OK(cf_future_add_done_callback(f, failing_cb, &a));
@@ -635,7 +628,7 @@ TEST(callback_each_failure_is_logged) {
  * add_done_callback still returns CF_OK (the status is ignored).
  * clause: future.callback.failure-logged */
 TEST(callback_failure_on_done_future_is_logged) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     counter a = {0};
     ASSERT_OK(cf_set_log_hook(record_hook, NULL));
     ASSERT_TRUE(cf_future_cancel(f));
@@ -650,7 +643,7 @@ TEST(callback_failure_on_done_future_is_logged) {
  * true.
  * clause: future.callback.failure-logged */
 TEST(callback_failure_on_cancel_is_logged) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     counter a = {0}, after = {0};
     ASSERT_OK(cf_set_log_hook(record_hook, NULL));
     ASSERT_OK(cf_future_add_done_callback(f, failing_cb, &a));
@@ -667,7 +660,7 @@ TEST(callback_failure_on_cancel_is_logged) {
 /* A callback returning CF_OK is not logged.
  * clause: future.callback.failure-logged */
 TEST(callback_success_is_not_logged) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     counter a = {0};
     ASSERT_OK(cf_set_log_hook(record_hook, NULL));
     ASSERT_OK(cf_future_add_done_callback(f, count_cb, &a));
@@ -683,7 +676,7 @@ TEST(callback_success_is_not_logged) {
  * <message>\n" to stderr; the old hook is no longer called.
  * clause: log.hook.default */
 TEST(log_hook_null_restores_default) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     char out[1024] = "";
     ASSERT_OK(cf_set_log_hook(record_hook, NULL));
     ASSERT_OK(cf_set_log_hook(NULL, NULL));
@@ -731,7 +724,7 @@ static void blocking_hook(cf_log_level level, const char *message, void *ctx) {
  * another thread can use the future whose callback failed.
  * clause: log.hook.outside-locks */
 TEST(log_hook_called_outside_locks) {
-    cf_future *f = new_future(), *g = NULL;
+    cf_future *f = pending_future(), *g = NULL;
     hook_probe p = {.f = f};
     completer c;
     counter late = {0};
@@ -781,7 +774,7 @@ static cf_status release_cb(cf_future *f, void *ctx) {
  * clause: future.callback.release-inside */
 TEST(callback_releasing_its_reference_is_safe) {
     for (size_t k = 0; k < 3; k++) {
-        cf_future *f = new_future();
+        cf_future *f = pending_future();
         releaser r = {0};
         counter after = {0};
         ASSERT_OK(cf_future_retain(f)); /* the callback's reference */
@@ -800,7 +793,7 @@ TEST(callback_releasing_its_reference_is_safe) {
 /* A callback added to a done future may release a reference it owns.
  * clause: future.callback.release-inside */
 TEST(callback_on_done_future_releasing_its_reference_is_safe) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     releaser r = {0};
     cf_value v = cf_int(4);
     ASSERT_OK(cf_future_set_result(f, &v));
@@ -815,7 +808,7 @@ TEST(callback_on_done_future_releasing_its_reference_is_safe) {
  * nothing: completing the future later calls only the real callbacks.
  * clause: future.callback.rejects-null */
 TEST(callback_null_fn_is_einval) {
-    cf_future *f = new_future(), *d = new_future();
+    cf_future *f = pending_future(), *d = pending_future();
     counter before = {0}, after = {0};
     ASSERT_OK(cf_future_add_done_callback(f, count_cb, &before));
     ASSERT_STATUS(cf_future_add_done_callback(f, NULL, &before), CF_EINVAL);
@@ -835,7 +828,7 @@ TEST(callback_null_fn_is_einval) {
  * releasing the future frees them (the ASan+LSan build reports a leak).
  * clause: future.callback.freed-unrun */
 TEST(callback_never_called_is_freed_on_release) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     counter c = {0};
     for (int i = 0; i < 100; i++)
         ASSERT_OK(cf_future_add_done_callback(f, count_cb, &c));

@@ -18,27 +18,6 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static cf_executor *pool_new(int max_workers) {
-    cf_thread_pool_options o;
-    cf_executor *ex = NULL;
-    ASSERT_OK(cf_thread_pool_options_init(&o));
-    o.max_workers = max_workers;
-    ASSERT_OK(cf_thread_pool_new(&o, &ex));
-    ASSERT_NOT_NULL(ex);
-    return ex;
-}
-
-/* Submits task_gate_return(started, proceed, value). */
-static cf_future *submit_gated(cf_executor *ex, gate *started, gate *proceed,
-                               cf_value value) {
-    cf_value args[3] = {started ? cf_ptr(started) : cf_none(),
-                        proceed ? cf_ptr(proceed) : cf_none(), value};
-    cf_future *f = NULL;
-    ASSERT_OK(cf_submit(ex, task_gate_return, args, 3, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
-}
-
 /* Checks that f ends with the int want within LONG / 2. */
 static void check_int_soon(cf_future *f, int64_t want) {
     cf_value v = cf_none(), w = cf_int(want);
@@ -306,7 +285,7 @@ TEST(executor_submit_returns_future_ending_with_task_value) {
     cf_executor *ex = pool_new(2);
     gate proceed;
     gate_init(&proceed);
-    cf_future *f = submit_gated(ex, NULL, &proceed, cf_int(42));
+    cf_future *f = submit_gated(ex, NULL, &proceed, 42);
     ASSERT_FALSE(cf_future_done(f));
     ASSERT_FALSE(cf_future_cancelled(f));
     ASSERT_STATUS(cf_future_result(f, 0, NULL), CF_TIMEOUT);
@@ -326,7 +305,7 @@ TEST(executor_submit_copies_arguments) {
     gate_init(&proceed);
     ASSERT_OK(cf_value_str(&s, "hello, world"));
     ASSERT_OK(cf_value_str(&want, "hello, world"));
-    cf_future *f = submit_gated(ex, NULL, &proceed, s);
+    cf_future *f = submit_gated_value(ex, NULL, &proceed, s);
     memset(s.as.buf.data, 'X', s.as.buf.len);
     cf_value_free(&s);
     gate_open(&proceed);
@@ -486,7 +465,7 @@ TEST(executor_running_call_cannot_be_cancelled) {
     gate started, proceed;
     gate_init(&started);
     gate_init(&proceed);
-    cf_future *f = submit_gated(ex, &started, &proceed, cf_int(5));
+    cf_future *f = submit_gated(ex, &started, &proceed, 5);
     gate_wait(&started);
     check_running(f);
     ASSERT_FALSE(cf_future_cancel(f));
@@ -509,7 +488,7 @@ TEST(executor_queued_call_is_pending_and_cancellable) {
     cf_future *queued = NULL;
     gate_init(&started);
     gate_init(&proceed);
-    cf_future *busy = submit_gated(ex, &started, &proceed, cf_int(1));
+    cf_future *busy = submit_gated(ex, &started, &proceed, 1);
     ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &queued));
     gate_wait(&started);
     check_pending(queued);

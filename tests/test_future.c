@@ -20,20 +20,6 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static cf_future *new_future(void) {
-    cf_future *f = NULL;
-    if (cf_future_new(&f) != CF_OK || f == NULL)
-        test_fail(__FILE__, __LINE__, "cf_future_new failed");
-    return f;
-}
-
-static cf_future *new_running_future(void) {
-    cf_future *f = new_future();
-    if (cf_future_set_running_or_notify_cancel(f) != CF_OK)
-        test_fail(__FILE__, __LINE__, "set_running_or_notify_cancel failed");
-    return f;
-}
-
 /* A value no successful call would produce, to see that a failed call left
  * its out-parameter alone. */
 static cf_value sentinel(void) {
@@ -167,7 +153,7 @@ static void check_times_out_(const char *file, int line, cf_future *f,
  * result() / exception() time out.
  * clause: future.state.initial-pending */
 TEST(future_new_is_pending) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     check_pending(f);
     ASSERT_OK(cf_future_release(f));
 }
@@ -184,7 +170,7 @@ TEST(future_new_rejects_null_out) {
  * not running, result() and exception() give CF_CANCELLED.
  * clause: future.cancel.pending-returns-true */
 TEST(future_cancel_pending_returns_true) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     ASSERT_TRUE(cf_future_cancel(f));
     check_cancelled(f);
     ASSERT_OK(cf_future_release(f));
@@ -194,7 +180,7 @@ TEST(future_cancel_pending_returns_true) {
  * thread before it returns.
  * clause: future.cancel.runs-callbacks */
 TEST(future_cancel_pending_runs_callbacks_before_returning) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     counter a = {0}, b = {0};
     ASSERT_OK(cf_future_add_done_callback(f, count_cb, &a));
     ASSERT_OK(cf_future_add_done_callback(f, count_cb, &b));
@@ -211,7 +197,7 @@ TEST(future_cancel_pending_runs_callbacks_before_returning) {
  * does not run the callbacks again.
  * clause: future.cancel.cancelled-returns-true */
 TEST(future_cancel_cancelled_returns_true_without_rerunning_callbacks) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     counter c = {0};
     ASSERT_OK(cf_future_add_done_callback(f, count_cb, &c));
     ASSERT_TRUE(cf_future_cancel(f));
@@ -227,7 +213,7 @@ TEST(future_cancel_cancelled_returns_true_without_rerunning_callbacks) {
  * it running.
  * clause: future.cancel.running-returns-false */
 TEST(future_cancel_running_returns_false) {
-    cf_future *f = new_running_future();
+    cf_future *f = running_future();
     counter c = {0};
     ASSERT_OK(cf_future_add_done_callback(f, count_cb, &c));
     ASSERT_FALSE(cf_future_cancel(f));
@@ -244,7 +230,7 @@ TEST(future_cancel_running_returns_false) {
  * keeps the outcome and runs no callback again.
  * clause: future.cancel.finished-returns-false */
 TEST(future_cancel_finished_returns_false) {
-    cf_future *ok = new_future(), *raised = new_running_future();
+    cf_future *ok = pending_future(), *raised = running_future();
     counter c = {0};
     cf_value v = cf_int(11);
     ASSERT_OK(cf_future_add_done_callback(ok, count_cb, &c));
@@ -264,7 +250,7 @@ TEST(future_cancel_finished_returns_false) {
  * which gets CF_CANCELLED.
  * clause: future.cancel.wakes-waiters */
 TEST(future_cancel_wakes_every_waiter) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     waiter w[3];
     waiter_start(&w[0], f, CF_FOREVER, false);
     waiter_start(&w[1], f, CF_FOREVER, true);
@@ -289,7 +275,7 @@ TEST(future_cancel_wakes_every_waiter) {
  * future is RUNNING: running, not done, not cancellable.
  * clause: future.set-running.pending */
 TEST(future_set_running_on_pending_makes_it_running) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     ASSERT_OK(cf_future_set_running_or_notify_cancel(f));
     check_running(f);
     ASSERT_OK(cf_future_release(f));
@@ -300,7 +286,7 @@ TEST(future_set_running_on_pending_makes_it_running) {
  * again, and the future stays cancelled.
  * clause: future.set-running.cancelled */
 TEST(future_set_running_on_cancelled_returns_cancelled_once) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     counter c = {0};
     ASSERT_OK(cf_future_add_done_callback(f, count_cb, &c));
     ASSERT_TRUE(cf_future_cancel(f));
@@ -315,7 +301,7 @@ TEST(future_set_running_on_cancelled_returns_cancelled_once) {
  * future stays RUNNING.
  * clause: future.set-running.twice */
 TEST(future_set_running_twice_is_invalid_state) {
-    cf_future *f = new_running_future();
+    cf_future *f = running_future();
     ASSERT_STATUS(cf_future_set_running_or_notify_cancel(f), CF_INVALID_STATE);
     check_running(f);
     ASSERT_OK(cf_future_release(f));
@@ -325,7 +311,7 @@ TEST(future_set_running_twice_is_invalid_state) {
  * CF_INVALID_STATE and the outcome stays.
  * clause: future.set-running.after-set */
 TEST(future_set_running_after_set_is_invalid_state) {
-    cf_future *ok = new_future(), *raised = new_future();
+    cf_future *ok = pending_future(), *raised = pending_future();
     cf_value v = cf_bool(true);
     ASSERT_OK(cf_future_set_result(ok, &v));
     ASSERT_OK(cf_future_set_exception(raised, "ValueError", "bad"));
@@ -344,7 +330,7 @@ TEST(future_set_running_after_set_is_invalid_state) {
 /* set_result() on a PENDING future finishes it with the value.
  * clause: future.set-result.from-pending */
 TEST(future_set_result_from_pending) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     cf_value v = cf_int(42);
     ASSERT_OK(cf_future_set_result(f, &v));
     check_value(f, &v);
@@ -354,7 +340,7 @@ TEST(future_set_result_from_pending) {
 /* set_result() on a RUNNING future finishes it with the value.
  * clause: future.set-result.from-running */
 TEST(future_set_result_from_running) {
-    cf_future *f = new_running_future();
+    cf_future *f = running_future();
     cf_value v = cf_double(2.5);
     ASSERT_OK(cf_future_set_result(f, &v));
     check_value(f, &v);
@@ -365,7 +351,7 @@ TEST(future_set_result_from_running) {
  * CF_RAISED and exception() the error.
  * clause: future.set-exception.from-pending */
 TEST(future_set_exception_from_pending) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     ASSERT_OK(cf_future_set_exception(f, "ZeroDivisionError", "by zero"));
     check_raised(f, CF_RAISED, "ZeroDivisionError", "by zero");
     ASSERT_OK(cf_future_release(f));
@@ -374,7 +360,7 @@ TEST(future_set_exception_from_pending) {
 /* set_exception() on a RUNNING future finishes it raising.
  * clause: future.set-exception.from-running */
 TEST(future_set_exception_from_running) {
-    cf_future *f = new_running_future();
+    cf_future *f = running_future();
     ASSERT_OK(cf_future_set_exception(f, "RuntimeError", "oops"));
     check_raised(f, CF_RAISED, "RuntimeError", "oops");
     ASSERT_OK(cf_future_release(f));
@@ -384,7 +370,7 @@ TEST(future_set_exception_from_running) {
  * CF_INVALID_STATE and the first value is kept.
  * clause: future.set.second-invalid-state */
 TEST(future_second_set_after_result_keeps_first) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     cf_value first = cf_int(1), second = cf_int(2);
     ASSERT_OK(cf_future_set_result(f, &first));
     ASSERT_STATUS(cf_future_set_result(f, &second), CF_INVALID_STATE);
@@ -398,7 +384,7 @@ TEST(future_second_set_after_result_keeps_first) {
  * CF_INVALID_STATE and the first exception is kept.
  * clause: future.set.second-invalid-state */
 TEST(future_second_set_after_exception_keeps_first) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     cf_value v = cf_int(2);
     ASSERT_OK(cf_future_set_exception(f, "KeyError", "first"));
     ASSERT_STATUS(cf_future_set_exception(f, "ValueError", "second"),
@@ -412,7 +398,7 @@ TEST(future_second_set_after_exception_keeps_first) {
  * CF_INVALID_STATE and it stays cancelled.
  * clause: future.set.cancelled-invalid-state */
 TEST(future_set_on_cancelled_is_invalid_state) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     cf_value v = cf_int(5);
     ASSERT_TRUE(cf_future_cancel(f));
     ASSERT_STATUS(cf_future_set_result(f, &v), CF_INVALID_STATE);
@@ -426,7 +412,7 @@ TEST(future_set_on_cancelled_is_invalid_state) {
  * CF_EINVAL and leaves the future PENDING.
  * clause: future.set-result.rejects-invalid */
 TEST(future_set_result_rejects_invalid_value) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     cf_value bad = cf_none();
     bad.type = (cf_type)42;
     ASSERT_STATUS(cf_future_set_result(f, NULL), CF_EINVAL);
@@ -439,7 +425,7 @@ TEST(future_set_result_rejects_invalid_value) {
  * value right after and result() still gives the contents.
  * clause: future.set-result.copies */
 TEST(future_set_result_stores_a_copy) {
-    cf_future *fs = new_future(), *fb = new_future();
+    cf_future *fs = pending_future(), *fb = pending_future();
     cf_value s = cf_none(), b = cf_none(), want_s = cf_none(),
              want_b = cf_none();
     ASSERT_OK(cf_value_str(&s, "kept"));
@@ -463,7 +449,7 @@ TEST(future_set_result_stores_a_copy) {
  * CF_EINVAL and leaves the future PENDING.
  * clause: future.set-exception.type-identifier */
 TEST(future_set_exception_rejects_bad_type) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     const char *bad[] = {
         NULL, "", "Value Error", "Bad-Name", "a\nb", "Err\xc3\xa9", "Error!"};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
@@ -476,7 +462,7 @@ TEST(future_set_exception_rejects_bad_type) {
  * future PENDING.
  * clause: future.set-exception.message-not-null */
 TEST(future_set_exception_rejects_null_message) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     ASSERT_STATUS(cf_future_set_exception(f, "ValueError", NULL), CF_EINVAL);
     check_pending(f);
     ASSERT_OK(cf_future_release(f));
@@ -486,7 +472,7 @@ TEST(future_set_exception_rejects_null_message) {
  * empty message.
  * clause: future.set-exception.type-identifier */
 TEST(future_set_exception_accepts_dotted_type_and_empty_message) {
-    cf_future *a = new_future(), *b = new_future();
+    cf_future *a = pending_future(), *b = pending_future();
     ASSERT_OK(cf_future_set_exception(
         a, "concurrent.futures.process.BrokenProcessPool", ""));
     ASSERT_OK(cf_future_set_exception(b, "_My_Error2", "m"));
@@ -501,7 +487,7 @@ TEST(future_set_exception_accepts_dotted_type_and_empty_message) {
  * afterwards does not change the error.
  * clause: future.set-exception.copies */
 TEST(future_set_exception_copies_type_and_message) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     char type[] = "ValueError", msg[] = "original";
     ASSERT_OK(cf_future_set_exception(f, type, msg));
     memset(type, 'Q', sizeof type - 1);
@@ -515,7 +501,7 @@ TEST(future_set_exception_copies_type_and_message) {
 /* result() with timeout 0 on a future not done returns CF_TIMEOUT at once.
  * clause: future.result.timeout-poll */
 TEST(future_result_zero_timeout_polls) {
-    cf_future *f = new_future(), *r = new_running_future();
+    cf_future *f = pending_future(), *r = running_future();
     check_result_times_out(f, 0);
     check_result_times_out(r, 0.0);
     ASSERT_OK(cf_future_release(f));
@@ -526,7 +512,7 @@ TEST(future_result_zero_timeout_polls) {
  * once.
  * clause: future.result.timeout-poll */
 TEST(future_result_negative_timeout_polls) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     check_result_times_out(f, -1);
     check_result_times_out(f, -1e300);
     check_result_times_out(f, -INFINITY);
@@ -538,7 +524,7 @@ TEST(future_result_negative_timeout_polls) {
  * the timeout.
  * clause: future.result.timeout-not-early */
 TEST(future_result_tiny_timeout_not_early) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     check_result_times_out(f, 0.001);
     check_result_times_out(f, 1e-9);
     ASSERT_OK(cf_future_release(f));
@@ -548,7 +534,7 @@ TEST(future_result_tiny_timeout_not_early) {
  * SHORT, and the future is still not done.
  * clause: future.result.timeout-not-early */
 TEST(future_result_short_timeout_not_early) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     check_result_times_out(f, SHORT);
     check_pending(f);
     ASSERT_OK(cf_future_release(f));
@@ -558,7 +544,7 @@ TEST(future_result_short_timeout_not_early) {
  * is done, and writes nothing.
  * clause: future.result.timeout-nan */
 TEST(future_result_nan_timeout_is_einval) {
-    cf_future *p = new_future(), *d = new_future();
+    cf_future *p = pending_future(), *d = pending_future();
     cf_value v = cf_int(1), out = sentinel();
     ASSERT_OK(cf_future_set_result(d, &v));
     ASSERT_STATUS(cf_future_result(p, NAN, &out), CF_EINVAL);
@@ -575,7 +561,8 @@ TEST(future_result_nan_timeout_is_einval) {
  * returns its outcome at once.
  * clause: future.result.timeout-huge */
 TEST(future_result_huge_timeout_on_done_returns_at_once) {
-    cf_future *ok = new_future(), *raised = new_future(), *c = new_future();
+    cf_future *ok = pending_future(), *raised = pending_future(),
+              *c = pending_future();
     cf_value v = cf_int(9), out = cf_none();
     ASSERT_OK(cf_future_set_result(ok, &v));
     ASSERT_OK(cf_future_set_exception(raised, "ValueError", "v"));
@@ -596,7 +583,7 @@ TEST(future_result_huge_timeout_on_done_returns_at_once) {
  * for CF_FOREVER, and set_result wakes it.
  * clause: future.result.timeout-huge */
 TEST(future_result_huge_timeout_on_pending_waits) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     waiter w;
     cf_value v = cf_int(77);
     waiter_start(&w, f, 1e300, false);
@@ -615,7 +602,7 @@ TEST(future_result_huge_timeout_on_pending_waits) {
  * set_result is called, promptly.
  * clause: future.result.wakes-on-set-result */
 TEST(future_result_forever_woken_by_set_result) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     waiter w;
     cf_value v = cf_none();
     ASSERT_OK(cf_value_str(&v, "woken"));
@@ -635,7 +622,7 @@ TEST(future_result_forever_woken_by_set_result) {
  * is called, long before its timeout.
  * clause: future.result.wakes-on-set-result */
 TEST(future_result_timed_woken_by_set_result) {
-    cf_future *f = new_running_future();
+    cf_future *f = running_future();
     waiter w;
     cf_value v = cf_int(-1);
     waiter_start(&w, f, LONG, false);
@@ -652,7 +639,7 @@ TEST(future_result_timed_woken_by_set_result) {
  * set_exception is called, and writes no value.
  * clause: future.result.wakes-on-set-exception */
 TEST(future_result_forever_woken_by_set_exception) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     waiter w;
     waiter_start(&w, f, CF_FOREVER, false);
     assert_still_waiting(&w);
@@ -669,7 +656,7 @@ TEST(future_result_forever_woken_by_set_exception) {
  * the future is cancelled.
  * clause: future.result.wakes-on-cancel */
 TEST(future_result_forever_woken_by_cancel) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     waiter w;
     waiter_start(&w, f, CF_FOREVER, false);
     assert_still_waiting(&w);
@@ -686,7 +673,7 @@ TEST(future_result_forever_woken_by_cancel) {
 /* result() accepts a NULL out and then only waits, returning the status.
  * clause: future.result.out-null */
 TEST(future_result_null_out_only_waits) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     cf_value v = cf_none();
     ASSERT_OK(cf_value_str(&v, "ignored"));
     ASSERT_STATUS(cf_future_result(f, 0, NULL), CF_TIMEOUT);
@@ -702,7 +689,7 @@ TEST(future_result_null_out_only_waits) {
  * it leaves the future's value intact for the next result().
  * clause: future.result.copies */
 TEST(future_result_gives_caller_owned_copy) {
-    cf_future *f = new_future(), *g = new_future();
+    cf_future *f = pending_future(), *g = pending_future();
     cf_value s = cf_none(), b = cf_none(), r1 = cf_none(), r2 = cf_none();
     ASSERT_OK(cf_value_str(&s, "shared?"));
     ASSERT_OK(cf_value_bytes(&b, "\0\1\2", 3));
@@ -730,7 +717,8 @@ TEST(future_result_gives_caller_owned_copy) {
  * CF_RAISED or CF_EINVAL.
  * clause: api.out-written-only-on-ok */
 TEST(future_result_leaves_out_untouched_on_failure) {
-    cf_future *p = new_future(), *c = new_future(), *r = new_future();
+    cf_future *p = pending_future(), *c = pending_future(),
+              *r = pending_future();
     cf_value out = sentinel();
     ASSERT_TRUE(cf_future_cancel(c));
     ASSERT_OK(cf_future_set_exception(r, "ValueError", "x"));
@@ -751,7 +739,7 @@ TEST(future_result_leaves_out_untouched_on_failure) {
  * returns CF_TIMEOUT at once.
  * clause: future.exception.timeout-poll */
 TEST(future_exception_zero_and_negative_timeout_poll) {
-    cf_future *f = new_future(), *r = new_running_future();
+    cf_future *f = pending_future(), *r = running_future();
     check_exception_times_out(f, 0);
     check_exception_times_out(r, 0);
     check_exception_times_out(f, -1);
@@ -764,7 +752,7 @@ TEST(future_exception_zero_and_negative_timeout_poll) {
  * than the timeout.
  * clause: future.exception.timeout-not-early */
 TEST(future_exception_timeout_not_early) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     check_exception_times_out(f, 0.001);
     check_exception_times_out(f, SHORT);
     check_pending(f);
@@ -775,7 +763,7 @@ TEST(future_exception_timeout_not_early) {
  * writes nothing.
  * clause: future.exception.timeout-nan */
 TEST(future_exception_nan_timeout_is_einval) {
-    cf_future *p = new_future(), *d = new_future();
+    cf_future *p = pending_future(), *d = pending_future();
     const cf_error *e = (const cf_error *)&e;
     ASSERT_OK(cf_future_set_exception(d, "ValueError", "v"));
     ASSERT_STATUS(cf_future_exception(p, NAN, &e), CF_EINVAL);
@@ -788,7 +776,7 @@ TEST(future_exception_nan_timeout_is_einval) {
 /* exception() with a huge finite timeout on a done future returns at once.
  * clause: future.exception.timeout-huge */
 TEST(future_exception_huge_timeout_on_done_returns_at_once) {
-    cf_future *d = new_future();
+    cf_future *d = pending_future();
     const cf_error *e = NULL;
     ASSERT_OK(cf_future_set_exception(d, "ValueError", "v"));
     double t0 = test_now();
@@ -802,7 +790,7 @@ TEST(future_exception_huge_timeout_on_done_returns_at_once) {
 /* exception() gives NULL with CF_OK when the call finished without raising.
  * clause: future.exception.null-after-success */
 TEST(future_exception_is_null_after_success) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     cf_value v = cf_none();
     const cf_error *e = (const cf_error *)&e;
     ASSERT_OK(cf_future_set_result(f, &v));
@@ -818,7 +806,7 @@ TEST(future_exception_is_null_after_success) {
  * and cf_error_status CF_RAISED.
  * clause: future.exception.gives-error */
 TEST(future_exception_gives_error_after_set_exception) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     const cf_error *e = NULL;
     ASSERT_OK(cf_future_set_exception(f, "ValueError", "bad value 7"));
     ASSERT_OK(cf_future_exception(f, 0, &e));
@@ -832,7 +820,7 @@ TEST(future_exception_gives_error_after_set_exception) {
 /* exception() gives CF_CANCELLED on a cancelled future and writes nothing.
  * clause: future.exception.cancelled */
 TEST(future_exception_cancelled_returns_cancelled) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     const cf_error *e = (const cf_error *)&e;
     ASSERT_TRUE(cf_future_cancel(f));
     ASSERT_STATUS(cf_future_exception(f, 0, &e), CF_CANCELLED);
@@ -845,7 +833,7 @@ TEST(future_exception_cancelled_returns_cancelled) {
  * set_exception is called.
  * clause: future.exception.wakes-on-set-exception */
 TEST(future_exception_forever_woken_by_set_exception) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     waiter w;
     waiter_start(&w, f, CF_FOREVER, true);
     assert_still_waiting(&w);
@@ -863,7 +851,7 @@ TEST(future_exception_forever_woken_by_set_exception) {
  * once set_result is called.
  * clause: future.exception.wakes-on-set-result */
 TEST(future_exception_forever_woken_by_set_result) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     waiter w;
     cf_value v = cf_int(0);
     waiter_start(&w, f, CF_FOREVER, true);
@@ -880,7 +868,7 @@ TEST(future_exception_forever_woken_by_set_result) {
  * caller holds its reference, whatever else is called meanwhile.
  * clause: future.exception.error-lifetime */
 TEST(future_exception_error_lives_with_reference) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     const cf_error *e = NULL, *e2 = NULL;
     cf_value v = cf_int(1);
     ASSERT_OK(cf_future_set_exception(f, "LookupError", "kept"));
@@ -906,7 +894,8 @@ TEST(future_exception_error_lives_with_reference) {
  * callbacks (the ASan+LSan build reports any leak).
  * clause: future.refcount.release-frees */
 TEST(future_release_last_reference_frees) {
-    cf_future *a = new_future(), *b = new_future(), *c = new_future();
+    cf_future *a = pending_future(), *b = pending_future(),
+              *c = pending_future();
     cf_value s = cf_none();
     counter n = {0};
     ASSERT_OK(cf_value_str(&s, "a result to free with the future"));
@@ -924,7 +913,7 @@ TEST(future_release_last_reference_frees) {
  * stays fully usable until its last reference goes.
  * clause: future.refcount.retain */
 TEST(future_retained_survives_other_releases) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     cf_value v = cf_int(8);
     ASSERT_OK(cf_future_retain(f));
     ASSERT_OK(cf_future_retain(f));
@@ -952,7 +941,7 @@ static void *release_after_gate(void *arg) {
  * other thread's reference keeps the future alive after ours is gone.
  * clause: future.refcount.either-releases-first */
 TEST(future_either_holder_may_release_first) {
-    cf_future *f = new_future();
+    cf_future *f = pending_future();
     gate proceed;
     pthread_t t;
     void *args[2] = {f, &proceed};
@@ -1031,7 +1020,7 @@ TEST(future_functions_reject_foreign_pointer) {
  * header does not allow NULL), on a pending and on a done future.
  * clause: api.null-arguments */
 TEST(future_exception_rejects_null_out) {
-    cf_future *p = new_future(), *d = new_future();
+    cf_future *p = pending_future(), *d = pending_future();
     ASSERT_OK(cf_future_set_exception(d, "ValueError", "v"));
     ASSERT_STATUS(cf_future_exception(p, 0, NULL), CF_EINVAL);
     ASSERT_STATUS(cf_future_exception(d, 0, NULL), CF_EINVAL);

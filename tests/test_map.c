@@ -114,15 +114,6 @@ static cf_map_iter *map_items(cf_executor *ex, map_ctx *c, const int *codes,
     return it;
 }
 
-static cf_executor *pool_new(int max_workers) {
-    cf_thread_pool_options o;
-    cf_executor *ex = NULL;
-    ASSERT_OK(cf_thread_pool_options_init(&o));
-    o.max_workers = max_workers;
-    ASSERT_OK(cf_thread_pool_new(&o, &ex));
-    return ex;
-}
-
 /* Checks the next result is the int want, within LONG / 2. */
 static void expect_int_(const char *file, int line, cf_map_iter *it,
                         int64_t want) {
@@ -336,11 +327,6 @@ TEST(map_item_cancelled_by_shutdown_gives_cancelled) {
     ctx_destroy(&c);
 }
 
-static void init_fail_after(cf_call *call) {
-    gate_wait((gate *)cf_arg(call, 0)->as.ptr);
-    cf_raise(call, "OSError", "no");
-}
-
 static void log_quietly(cf_log_level level, const char *msg, void *ctx) {
     (void)level;
     (void)msg;
@@ -351,19 +337,11 @@ static void log_quietly(cf_log_level level, const char *msg, void *ctx) {
  * CF_BROKEN with the BrokenThreadPool error, then the iterator stops. */
 TEST(map_on_broken_pool_gives_broken) {
     gate go;
-    cf_thread_pool_options o;
-    cf_value initarg = cf_ptr(&go),
-             args[3] = {cf_int(1), cf_int(2), cf_int(3)};
-    cf_executor *ex = NULL;
+    cf_value args[3] = {cf_int(1), cf_int(2), cf_int(3)};
     cf_map_iter *it = NULL;
     gate_init(&go);
     ASSERT_OK(cf_set_log_hook(log_quietly, NULL));
-    ASSERT_OK(cf_thread_pool_options_init(&o));
-    o.max_workers = 1;
-    o.initializer = init_fail_after;
-    o.initargs = &initarg;
-    o.ninitargs = 1;
-    ASSERT_OK(cf_thread_pool_new(&o, &ex));
+    cf_executor *ex = failing_pool(1, &go);
     ASSERT_OK(cf_map(ex, task_return_arg, args, 3, 1, CF_FOREVER, 1, &it));
     gate_open(&go);
     const cf_error *e = expect_failure(it, CF_BROKEN);
@@ -412,16 +390,11 @@ TEST(map_timeout_cancels_the_waited_call_if_not_started) {
     map_ctx c;
     int codes[2] = {0, 1};
     gate started, proceed;
-    cf_value blocker_args[3];
-    cf_future *blocker = NULL;
     ctx_init(&c);
     gate_init(&started);
     gate_init(&proceed);
     cf_executor *ex = pool_new(1);
-    blocker_args[0] = cf_ptr(&started);
-    blocker_args[1] = cf_ptr(&proceed);
-    blocker_args[2] = cf_int(0);
-    ASSERT_OK(cf_submit(ex, task_gate_return, blocker_args, 3, &blocker));
+    cf_future *blocker = submit_gated(ex, &started, &proceed, 0);
     gate_wait(&started);
     double t0 = test_now();
     cf_map_iter *it = map_items(ex, &c, codes, 2, SHORT);

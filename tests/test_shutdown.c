@@ -23,27 +23,6 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static cf_executor *pool_new(int max_workers) {
-    cf_thread_pool_options o;
-    cf_executor *ex = NULL;
-    ASSERT_OK(cf_thread_pool_options_init(&o));
-    o.max_workers = max_workers;
-    ASSERT_OK(cf_thread_pool_new(&o, &ex));
-    ASSERT_NOT_NULL(ex);
-    return ex;
-}
-
-/* Submits task_gate_return(started, proceed, int value). */
-static cf_future *submit_gated(cf_executor *ex, gate *started, gate *proceed,
-                               int64_t value) {
-    cf_value args[3] = {started ? cf_ptr(started) : cf_none(),
-                        proceed ? cf_ptr(proceed) : cf_none(), cf_int(value)};
-    cf_future *f = NULL;
-    ASSERT_OK(cf_submit(ex, task_gate_return, args, 3, &f));
-    ASSERT_NOT_NULL(f);
-    return f;
-}
-
 /* Checks f ends with the int want (within LONG), then releases it. */
 static void check_int_and_release(cf_future *f, int64_t want) {
     cf_value w = cf_int(want);

@@ -15,15 +15,6 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static cf_executor *pool_new(int max_workers) {
-    cf_thread_pool_options o;
-    cf_executor *ex = NULL;
-    ASSERT_OK(cf_thread_pool_options_init(&o));
-    o.max_workers = max_workers;
-    ASSERT_OK(cf_thread_pool_new(&o, &ex));
-    return ex;
-}
-
 /* arg0: atomic_long* to bump; returns arg1. */
 static void task_bump(cf_call *call) {
     atomic_long *runs = (atomic_long *)cf_arg(call, 0)->as.ptr;

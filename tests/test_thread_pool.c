@@ -19,20 +19,6 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static cf_executor *pool_with(const cf_thread_pool_options *o) {
-    cf_executor *ex = NULL;
-    ASSERT_OK(cf_thread_pool_new(o, &ex));
-    ASSERT_NOT_NULL(ex);
-    return ex;
-}
-
-static cf_executor *pool_new(int max_workers) {
-    cf_thread_pool_options o;
-    ASSERT_OK(cf_thread_pool_options_init(&o));
-    o.max_workers = max_workers;
-    return pool_with(&o);
-}
-
 /* Python's default worker count for this machine, by either reading of
  * "cpus": the CPUs this process may run on (Python 3.13's
  * process_cpu_count) and the CPUs online (3.8-3.12's cpu_count). */
@@ -248,14 +234,6 @@ static void init_record(cf_call *call) {
     initializer_runs_here++;
 }
 
-/* Initializer: arg0 gate* to wait on first (or None); then raises. */
-static void init_fail(cf_call *call) {
-    const cf_value *g = cf_arg(call, 0);
-    if (g && g->type == CF_TYPE_PTR)
-        gate_wait((gate *)g->as.ptr);
-    cf_raise(call, "ValueError", "initializer failed on purpose");
-}
-
 /* Counts calls; arg0 is a counter guarded by its own mutex. */
 typedef struct run_count {
     pthread_mutex_t lock;
@@ -286,18 +264,6 @@ static void log_capture(cf_log_level level, const char *message, void *ctx) {
         logs.error++;
     snprintf(logs.last, sizeof logs.last, "%s", message ? message : "");
     pthread_mutex_unlock(&logs.lock);
-}
-
-/* A pool of max_workers whose initializer waits on `go`, then raises. */
-static cf_executor *failing_pool(int max_workers, gate *go) {
-    cf_thread_pool_options o;
-    cf_value initargs[1] = {cf_ptr(go)};
-    ASSERT_OK(cf_thread_pool_options_init(&o));
-    o.max_workers = max_workers;
-    o.initializer = init_fail;
-    o.initargs = initargs;
-    o.ninitargs = 1;
-    return pool_with(&o);
 }
 
 #define BROKEN_MESSAGE                                                        \

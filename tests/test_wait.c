@@ -17,58 +17,17 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static cf_executor *pool_new(int max_workers) {
-    cf_thread_pool_options o;
-    cf_executor *ex = NULL;
-    ASSERT_OK(cf_thread_pool_options_init(&o));
-    o.max_workers = max_workers;
-    ASSERT_OK(cf_thread_pool_new(&o, &ex));
-    return ex;
-}
-
-static cf_future *submit_gated(cf_executor *ex, gate *started, gate *proceed,
-                               int64_t value) {
-    cf_value args[3] = {started ? cf_ptr(started) : cf_none(),
-                        proceed ? cf_ptr(proceed) : cf_none(), cf_int(value)};
-    cf_future *f = NULL;
-    ASSERT_OK(cf_submit(ex, task_gate_return, args, 3, &f));
-    return f;
-}
-
-static cf_future *pending(void) {
-    cf_future *f = NULL;
-    ASSERT_OK(cf_future_new(&f));
-    return f;
-}
-
-static cf_future *finished(int64_t value) {
-    cf_future *f = pending();
-    cf_value v = cf_int(value);
-    ASSERT_OK(cf_future_set_result(f, &v));
-    return f;
-}
-
-static cf_future *raised(void) {
-    cf_future *f = pending();
+/* Hand-made futures that raised ValueError("bad"), or were cancelled. */
+static cf_future *raised_future(void) {
+    cf_future *f = pending_future();
     ASSERT_OK(cf_future_set_exception(f, "ValueError", "bad"));
     return f;
 }
 
-static cf_future *cancelled(void) {
-    cf_future *f = pending();
+static cf_future *cancelled_future(void) {
+    cf_future *f = pending_future();
     ASSERT_TRUE(cf_future_cancel(f));
     return f;
-}
-
-static cf_future *running(void) {
-    cf_future *f = pending();
-    ASSERT_OK(cf_future_set_running_or_notify_cancel(f));
-    return f;
-}
-
-static void release_all(cf_future **fs, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        ASSERT_OK(cf_future_release(fs[i]));
 }
 
 /* The outcome of one cf_wait call. */
@@ -190,7 +149,8 @@ static const cf_return_when all_modes[3] = {
 /* wait.first-completed.already-done-returns-at-once: with a future already
  * done, FIRST_COMPLETED returns at once although others are pending. */
 TEST(wait_first_completed_returns_at_once_if_one_is_done) {
-    cf_future *fs[3] = {pending(), finished(1), pending()};
+    cf_future *fs[3] = {pending_future(), finished_future(1),
+                        pending_future()};
     outcome o = wait_for(fs, 3, CF_FOREVER, CF_FIRST_COMPLETED);
     cf_future *d[] = {fs[1]}, *nd[] = {fs[0], fs[2]};
     check_outcome(o, d, 1, nd, 2);
@@ -201,7 +161,7 @@ TEST(wait_first_completed_returns_at_once_if_one_is_done) {
 /* wait.first-completed.returns-when-one-completes: FIRST_COMPLETED blocks
  * until another thread completes one future, then reports it done. */
 TEST(wait_first_completed_returns_when_one_completes) {
-    cf_future *fs[2] = {pending(), pending()};
+    cf_future *fs[2] = {pending_future(), pending_future()};
     completer c = {.steps = {{SET_RESULT, fs[1], NULL}}, .nsteps = 1};
     outcome o = wait_with(&c, fs, 2, CF_FOREVER, CF_FIRST_COMPLETED);
     cf_future *d[] = {fs[1]}, *nd[] = {fs[0]};
@@ -212,7 +172,7 @@ TEST(wait_first_completed_returns_when_one_completes) {
 /* wait.first-completed.cancel-completes: a future cancelled by another
  * thread completes a FIRST_COMPLETED wait. */
 TEST(wait_first_completed_returns_when_one_is_cancelled) {
-    cf_future *fs[2] = {pending(), pending()};
+    cf_future *fs[2] = {pending_future(), pending_future()};
     completer c = {.steps = {{CANCEL, fs[0], NULL}}, .nsteps = 1};
     outcome o = wait_with(&c, fs, 2, CF_FOREVER, CF_FIRST_COMPLETED);
     cf_future *d[] = {fs[0]}, *nd[] = {fs[1]};
@@ -226,7 +186,7 @@ TEST(wait_first_completed_returns_when_one_is_cancelled) {
  * already raised, FIRST_EXCEPTION returns at once, listing every done
  * future. */
 TEST(wait_first_exception_returns_at_once_if_one_raised) {
-    cf_future *fs[3] = {pending(), raised(), finished(2)};
+    cf_future *fs[3] = {pending_future(), raised_future(), finished_future(2)};
     outcome o = wait_for(fs, 3, CF_FOREVER, CF_FIRST_EXCEPTION);
     cf_future *d[] = {fs[1], fs[2]}, *nd[] = {fs[0]};
     check_outcome(o, d, 2, nd, 1);
@@ -237,7 +197,8 @@ TEST(wait_first_exception_returns_at_once_if_one_raised) {
 /* wait.first-exception.returns-when-one-raises: FIRST_EXCEPTION returns once
  * another thread makes a future raise, although others are pending. */
 TEST(wait_first_exception_returns_when_one_raises) {
-    cf_future *fs[3] = {pending(), finished(1), pending()};
+    cf_future *fs[3] = {pending_future(), finished_future(1),
+                        pending_future()};
     completer c = {.steps = {{SET_EXCEPTION, fs[2], NULL}}, .nsteps = 1};
     outcome o = wait_with(&c, fs, 3, CF_FOREVER, CF_FIRST_EXCEPTION);
     cf_future *d[] = {fs[1], fs[2]}, *nd[] = {fs[0]};
@@ -248,7 +209,7 @@ TEST(wait_first_exception_returns_when_one_raises) {
 /* wait.first-exception.cancelled-is-not-exception: a cancelled future does
  * not end a FIRST_EXCEPTION wait while another is pending. */
 TEST(wait_first_exception_cancelled_future_is_not_an_exception) {
-    cf_future *fs[2] = {cancelled(), pending()};
+    cf_future *fs[2] = {cancelled_future(), pending_future()};
     outcome o = wait_for(fs, 2, SHORT, CF_FIRST_EXCEPTION);
     cf_future *d[] = {fs[0]}, *nd[] = {fs[1]};
     check_outcome(o, d, 1, nd, 1);
@@ -259,7 +220,7 @@ TEST(wait_first_exception_cancelled_future_is_not_an_exception) {
 /* wait.first-exception.none-raised-is-all-completed: when no future raises,
  * FIRST_EXCEPTION waits for all of them, as ALL_COMPLETED. */
 TEST(wait_first_exception_none_raised_is_all_completed) {
-    cf_future *fs[3] = {pending(), pending(), pending()};
+    cf_future *fs[3] = {pending_future(), pending_future(), pending_future()};
     completer c = {.steps = {{SET_RESULT, fs[0], NULL},
                              {CANCEL, fs[2], NULL},
                              {SET_RESULT, fs[1], NULL}},
@@ -272,7 +233,7 @@ TEST(wait_first_exception_none_raised_is_all_completed) {
 /* wait.first-exception.all-done-returns-at-once: when every future is
  * already done and none raised, FIRST_EXCEPTION returns at once. */
 TEST(wait_first_exception_returns_at_once_if_all_done) {
-    cf_future *fs[2] = {finished(1), cancelled()};
+    cf_future *fs[2] = {finished_future(1), cancelled_future()};
     outcome o = wait_for(fs, 2, CF_FOREVER, CF_FIRST_EXCEPTION);
     check_outcome(o, fs, 2, NONE, 0);
     ASSERT_TRUE(o.seconds < LONG / 2);
@@ -284,7 +245,8 @@ TEST(wait_first_exception_returns_at_once_if_all_done) {
 /* wait.all-completed.already-done-returns-at-once: with every future done
  * (finished, raised or cancelled) ALL_COMPLETED returns at once. */
 TEST(wait_all_completed_returns_at_once_if_all_done) {
-    cf_future *fs[3] = {finished(1), raised(), cancelled()};
+    cf_future *fs[3] = {finished_future(1), raised_future(),
+                        cancelled_future()};
     outcome o = wait_for(fs, 3, CF_FOREVER, CF_ALL_COMPLETED);
     check_outcome(o, fs, 3, NONE, 0);
     ASSERT_TRUE(o.seconds < LONG / 2);
@@ -295,7 +257,8 @@ TEST(wait_all_completed_returns_at_once_if_all_done) {
  * after another thread has completed the last pending future, whatever the
  * way each completes. */
 TEST(wait_all_completed_returns_when_the_last_completes) {
-    cf_future *fs[4] = {pending(), finished(0), pending(), pending()};
+    cf_future *fs[4] = {pending_future(), finished_future(0), pending_future(),
+                        pending_future()};
     completer c = {.steps = {{SET_EXCEPTION, fs[3], NULL},
                              {CANCEL, fs[0], NULL},
                              {SET_RESULT, fs[2], NULL}},
@@ -335,7 +298,8 @@ TEST(wait_all_completed_pending_calls_race) {
 /* wait.timeout.zero-polls: a timeout of 0 (or below) returns the current
  * partition at once, for every return_when. */
 TEST(wait_timeout_zero_returns_partition_at_once) {
-    cf_future *fs[3] = {pending(), finished(1), running()};
+    cf_future *fs[3] = {pending_future(), finished_future(1),
+                        running_future()};
     cf_future *d[] = {fs[1]}, *nd[] = {fs[0], fs[2]};
     double timeouts[] = {0, -1, -INFINITY};
     for (int m = 0; m < 3; m++) {
@@ -351,7 +315,8 @@ TEST(wait_timeout_zero_returns_partition_at_once) {
 /* wait.timeout.short-returns-no-earlier: a wait that times out returns
  * CF_OK no earlier than its timeout, with the partition unchanged. */
 TEST(wait_timeout_returns_no_earlier_with_partition_unchanged) {
-    cf_future *fs[3] = {pending(), cancelled(), running()};
+    cf_future *fs[3] = {pending_future(), cancelled_future(),
+                        running_future()};
     for (int m = 0; m < 3; m++) {
         outcome o;
         if (all_modes[m] == CF_FIRST_COMPLETED) {
@@ -375,7 +340,7 @@ TEST(wait_timeout_returns_no_earlier_with_partition_unchanged) {
 /* wait.timeout.nan-is-einval: a NaN timeout is CF_EINVAL and writes
  * nothing. */
 TEST(wait_timeout_nan_is_einval) {
-    cf_future *fs[2] = {finished(1), pending()};
+    cf_future *fs[2] = {finished_future(1), pending_future()};
     for (int m = 0; m < 3; m++) {
         outcome o = wait_for(fs, 2, NAN, all_modes[m]);
         ASSERT_STATUS(o.status, CF_EINVAL);
@@ -419,7 +384,7 @@ TEST(wait_cancelled_queued_call_is_done_at_once) {
 /* wait.duplicates-counted-once: a future listed several times is counted
  * and listed once, in done or in not_done. */
 TEST(wait_duplicates_counted_and_listed_once) {
-    cf_future *a = finished(1), *b = pending();
+    cf_future *a = finished_future(1), *b = pending_future();
     cf_future *fs[5] = {a, b, a, a, b};
     cf_future *d[] = {a}, *nd[] = {b};
     for (int m = 0; m < 3; m++) {
@@ -433,7 +398,7 @@ TEST(wait_duplicates_counted_and_listed_once) {
 /* wait.duplicates-all-completed (bpo-20369): ALL_COMPLETED over a pending
  * future listed twice returns once that future completes. */
 TEST(wait_all_completed_with_duplicated_pending_future_returns) {
-    cf_future *a = pending();
+    cf_future *a = pending_future();
     cf_future *fs[3] = {a, a, a};
     completer c = {.steps = {{SET_RESULT, a, NULL}}, .nsteps = 1};
     outcome o = wait_with(&c, fs, 3, CF_FOREVER, CF_ALL_COMPLETED);
@@ -444,8 +409,9 @@ TEST(wait_all_completed_with_duplicated_pending_future_returns) {
 /* wait.output-order-first-listed: done and not_done list the futures in the
  * order they are first listed in fs. */
 TEST(wait_lists_futures_in_first_listed_order) {
-    cf_future *d3 = finished(3), *d1 = raised(), *d2 = cancelled();
-    cf_future *p2 = pending(), *p1 = running();
+    cf_future *d3 = finished_future(3), *d1 = raised_future(),
+              *d2 = cancelled_future();
+    cf_future *p2 = pending_future(), *p1 = running_future();
     cf_future *fs[7] = {d3, p2, d1, p2, d2, p1, d3};
     cf_future *d[] = {d3, d1, d2}, *nd[] = {p2, p1};
     for (int m = 0; m < 3; m++) {
@@ -461,7 +427,8 @@ TEST(wait_lists_futures_in_first_listed_order) {
 /* wait.outputs-optional: done, not_done and the counts may each be NULL;
  * the counts given are still written. */
 TEST(wait_null_outputs_allowed) {
-    cf_future *fs[3] = {finished(1), pending(), finished(2)};
+    cf_future *fs[3] = {finished_future(1), pending_future(),
+                        finished_future(2)};
     cf_future *done[3];
     size_t ndone = 99, nnot_done = 99;
     ASSERT_OK(
@@ -484,7 +451,7 @@ TEST(wait_null_outputs_allowed) {
 /* wait.empty-returns-at-once: n == 0 returns CF_OK at once with nothing,
  * fs NULL or not, for every return_when. */
 TEST(wait_empty_returns_nothing_at_once) {
-    cf_future *f = pending();
+    cf_future *f = pending_future();
     for (int m = 0; m < 3; m++) {
         outcome o = wait_for(NULL, 0, CF_FOREVER, all_modes[m]);
         check_outcome(o, NONE, 0, NONE, 0);
@@ -506,7 +473,7 @@ TEST(wait_null_fs_is_einval) {
 /* wait.null-element-is-einval: a NULL future in fs is CF_EINVAL, also after
  * a done one. */
 TEST(wait_null_element_is_einval) {
-    cf_future *fs[3] = {finished(1), NULL, pending()};
+    cf_future *fs[3] = {finished_future(1), NULL, pending_future()};
     for (int m = 0; m < 3; m++) {
         outcome o = wait_for(fs, 3, 0, all_modes[m]);
         ASSERT_STATUS(o.status, CF_EINVAL);
@@ -519,7 +486,7 @@ TEST(wait_null_element_is_einval) {
 /* wait.invalid-return-when-is-einval (deliberate difference): an unknown
  * return_when is CF_EINVAL even when every future is already done. */
 TEST(wait_invalid_return_when_is_einval) {
-    cf_future *fs[2] = {finished(1), finished(2)};
+    cf_future *fs[2] = {finished_future(1), finished_future(2)};
     int bad[] = {0, 4, -1, 100};
     for (int i = 0; i < 4; i++) {
         outcome o = wait_for(fs, 2, 0, (cf_return_when)bad[i]);
@@ -540,7 +507,7 @@ TEST(wait_mixes_futures_of_two_executors_and_hand_made) {
     gate g1, g2;
     gate_init(&g1);
     gate_init(&g2);
-    cf_future *fs[3] = {submit_gated(one, NULL, &g1, 1), pending(),
+    cf_future *fs[3] = {submit_gated(one, NULL, &g1, 1), pending_future(),
                         submit_gated(two, NULL, &g2, 2)};
     completer c = {.steps = {{OPEN_GATE, NULL, &g2},
                              {SET_RESULT, fs[1], NULL},
@@ -563,7 +530,7 @@ TEST(wait_over_many_done_futures) {
     size_t ndone = 0, nnot_done = 99;
     ASSERT_TRUE(fs && done);
     for (size_t i = 0; i < N; i++)
-        fs[i] = i % 3 == 0 ? cancelled() : finished((int64_t)i);
+        fs[i] = i % 3 == 0 ? cancelled_future() : finished_future((int64_t)i);
     for (int m = 0; m < 3; m++) {
         ASSERT_OK(cf_wait(fs, N, CF_FOREVER, all_modes[m], done, &ndone, NULL,
                           &nnot_done));
@@ -587,7 +554,7 @@ TEST(wait_over_many_duplicated_futures) {
     size_t ndone = 0, nnot_done = 0;
     ASSERT_TRUE(fs && done && not_done);
     for (size_t i = 0; i < DISTINCT; i++)
-        distinct[i] = i % 2 ? pending() : finished((int64_t)i);
+        distinct[i] = i % 2 ? pending_future() : finished_future((int64_t)i);
     for (size_t i = 0; i < N; i++)
         fs[i] = distinct[(i * 7) % DISTINCT];
     ASSERT_OK(cf_wait(fs, N, 0, CF_ALL_COMPLETED, done, &ndone, not_done,
