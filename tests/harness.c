@@ -221,6 +221,32 @@ void task_raise(cf_call *call) {
     cf_raise(call, type->as.buf.data, "%s", msg->as.buf.data);
 }
 
+int run_count_get(run_count *c) {
+    pthread_mutex_lock(&c->lock);
+    int n = c->n;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+void task_count(cf_call *call) {
+    run_count *c = (run_count *)cf_arg(call, 0)->as.ptr;
+    pthread_mutex_lock(&c->lock);
+    c->n++;
+    pthread_mutex_unlock(&c->lock);
+}
+
+cf_status count_cb(cf_future *f, void *ctx) {
+    counter *c = ctx;
+    c->thread = pthread_self();
+    c->future = f;
+    atomic_fetch_add(&c->calls, 1);
+    return CF_OK;
+}
+
+int calls_of(counter *c) {
+    return atomic_load(&c->calls);
+}
+
 void init_fail(cf_call *call) {
     gate *go = gate_arg(call, 0);
     if (go)
@@ -358,6 +384,39 @@ void check_value_(const char *file, int line, cf_future *f,
     check_flags(file, line, f, false, false, true);
 }
 
+void check_int_soon_(const char *file, int line, cf_future *f, int64_t want) {
+    cf_value v = cf_none(), w = cf_int(want);
+    double t0 = test_now();
+    cf_status s = cf_future_result(f, LONG, &v);
+    double took = test_now() - t0;
+    if (s != CF_OK)
+        test_fail(file, line, "result(LONG) = %s, want CF_OK",
+                  cf_status_name(s));
+    if (took >= LONG / 2)
+        test_fail(file, line, "result took %.3fs, LONG / 2 or more", took);
+    if (v.type != CF_TYPE_INT || v.as.i != want)
+        test_fail(file, line, "result type %d value %lld, want int %lld",
+                  (int)v.type, (long long)v.as.i, (long long)want);
+    check_value_(file, line, f, &w);
+}
+
+void check_error_(const char *file, int line, const cf_error *e,
+                  cf_status status, const char *type, const char *message) {
+    const char *got_type, *got_message;
+    if (e == NULL)
+        test_fail(file, line, "no error, want %s", type);
+    got_type = cf_error_type(e);
+    got_message = cf_error_message(e);
+    if (got_type == NULL || got_message == NULL)
+        test_fail(file, line, "an error accessor gave NULL");
+    if (strcmp(got_type, type) != 0 ||
+        (message && strcmp(got_message, message) != 0) ||
+        cf_error_status(e) != status)
+        test_fail(file, line, "error %s(\"%s\") %s, want %s(\"%s\") %s",
+                  got_type, got_message, cf_status_name(cf_error_status(e)),
+                  type, message ? message : "*", cf_status_name(status));
+}
+
 void check_cancelled_(const char *file, int line, cf_future *f) {
     double timeouts[] = {0, CF_FOREVER};
     check_flags(file, line, f, false, true, true);
@@ -395,12 +454,7 @@ void check_raised_(const char *file, int line, cf_future *f, cf_status status,
         if (s != CF_OK || e == NULL)
             test_fail(file, line, "exception(%g) = %s with no error",
                       timeouts[i], cf_status_name(s));
-        if (strcmp(cf_error_type(e), type) != 0 ||
-            (message && strcmp(cf_error_message(e), message) != 0) ||
-            cf_error_status(e) != status)
-            test_fail(file, line, "error %s(\"%s\"), want %s(\"%s\")",
-                      cf_error_type(e), cf_error_message(e), type,
-                      message ? message : "*");
+        check_error_(file, line, e, status, type, message);
     }
     confuse(file, line, f);
 }

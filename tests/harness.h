@@ -15,6 +15,7 @@
 #include "cfutures.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +186,28 @@ void finish_future(cf_future *f, int64_t value);
 /* Releases fs[0..n), each of which must succeed. */
 void release_all(cf_future *const *fs, size_t n);
 
+/* A count of task calls, guarded by its mutex (task_count bumps it). */
+typedef struct run_count {
+    pthread_mutex_t lock;
+    int n;
+} run_count;
+
+#define RUN_COUNT_INIT                                                        \
+    { PTHREAD_MUTEX_INITIALIZER, 0 }
+
+int run_count_get(run_count *c);
+
+/* A done callback (count_cb, ctx a counter*) that counts its calls and
+ * remembers the thread and the future of the last one. */
+typedef struct counter {
+    atomic_int calls;
+    pthread_t thread;
+    cf_future *future;
+} counter;
+
+cf_status count_cb(cf_future *f, void *ctx);
+int calls_of(counter *c);
+
 /* Task functions shared by the tests. */
 
 /* Returns a copy of its first argument (None without arguments). */
@@ -194,6 +217,8 @@ void task_return_arg(cf_call *call);
 void task_gate_return(cf_call *call);
 /* arg0: str type, arg1: str message; raises it. */
 void task_raise(cf_call *call);
+/* arg0: run_count*; counts the call and returns nothing. */
+void task_count(cf_call *call);
 /* An initializer: arg0 gate* to wait on first (or None); then raises
  * ValueError. */
 void init_fail(cf_call *call);
@@ -211,11 +236,20 @@ void check_value_(const char *file, int line, cf_future *f,
 void check_cancelled_(const char *file, int line, cf_future *f);
 void check_raised_(const char *file, int line, cf_future *f, cf_status status,
                    const char *type, const char *message);
+/* Checks that f ends with the int want within LONG / 2, then check_value. */
+void check_int_soon_(const char *file, int line, cf_future *f, int64_t want);
+/* Checks e is an error of this type and status, and of this message unless
+ * message is NULL. */
+void check_error_(const char *file, int line, const cf_error *e,
+                  cf_status status, const char *type, const char *message);
 #define check_pending(f) check_pending_(__FILE__, __LINE__, f)
 #define check_running(f) check_running_(__FILE__, __LINE__, f)
 #define check_value(f, want) check_value_(__FILE__, __LINE__, f, want)
 #define check_cancelled(f) check_cancelled_(__FILE__, __LINE__, f)
 #define check_raised(f, status, type, message)                                \
     check_raised_(__FILE__, __LINE__, f, status, type, message)
+#define check_int_soon(f, want) check_int_soon_(__FILE__, __LINE__, f, want)
+#define check_error(e, status, type, message)                                 \
+    check_error_(__FILE__, __LINE__, e, status, type, message)
 
 #endif

@@ -67,11 +67,8 @@ static void expect_timeout(cf_as_completed *it, int n, int m) {
     ASSERT_STATUS(cf_as_completed_next(it, &got, &e), CF_TIMEOUT);
     ASSERT_TRUE(test_now() - t0 < LONG / 2);
     ASSERT_NULL(got);
-    ASSERT_NOT_NULL(e);
     snprintf(want, sizeof want, "%d (of %d) futures unfinished", n, m);
-    ASSERT_STREQ(cf_error_type(e), "TimeoutError");
-    ASSERT_STREQ(cf_error_message(e), want);
-    ASSERT_STATUS(cf_error_status(e), CF_TIMEOUT);
+    check_error(e, CF_TIMEOUT, "TimeoutError", want);
 }
 
 /* A thread that, once go opens, checks for SHORT that the iterator has not

@@ -38,26 +38,6 @@ static bool complete(cf_future *f, outcome how) {
     return false;
 }
 
-/* A done callback that counts its calls and remembers its thread and
- * arguments. */
-typedef struct counter {
-    atomic_int calls;
-    pthread_t thread;
-    cf_future *future;
-} counter;
-
-static cf_status count_cb(cf_future *f, void *ctx) {
-    counter *c = ctx;
-    c->thread = pthread_self();
-    c->future = f;
-    atomic_fetch_add(&c->calls, 1);
-    return CF_OK;
-}
-
-static int calls_of(counter *c) {
-    return atomic_load(&c->calls);
-}
-
 /* An order log that callbacks append to. */
 typedef struct order_log {
     pthread_mutex_t lock;

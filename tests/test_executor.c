@@ -18,41 +18,6 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-/* Checks that f ends with the int want within LONG / 2. */
-static void check_int_soon(cf_future *f, int64_t want) {
-    cf_value v = cf_none(), w = cf_int(want);
-    double t0 = test_now();
-    ASSERT_OK(cf_future_result(f, LONG, &v));
-    ASSERT_TRUE(test_now() - t0 < LONG / 2);
-    ASSERT_EQ(v.type, CF_TYPE_INT);
-    ASSERT_EQ(v.as.i, want);
-    check_value(f, &w);
-}
-
-/* A counter the tasks bump; guarded by its mutex. */
-typedef struct run_count {
-    pthread_mutex_t lock;
-    int n;
-} run_count;
-
-#define RUN_COUNT_INIT                                                        \
-    { PTHREAD_MUTEX_INITIALIZER, 0 }
-
-static int run_count_get(run_count *c) {
-    pthread_mutex_lock(&c->lock);
-    int n = c->n;
-    pthread_mutex_unlock(&c->lock);
-    return n;
-}
-
-/* arg0: run_count*; counts the call and returns nothing. */
-static void task_count(cf_call *call) {
-    run_count *c = (run_count *)cf_arg(call, 0)->as.ptr;
-    pthread_mutex_lock(&c->lock);
-    c->n++;
-    pthread_mutex_unlock(&c->lock);
-}
-
 /* Neither returns nor raises. */
 static void task_nothing(cf_call *call) {
     (void)call;

@@ -291,10 +291,7 @@ TEST(map_error_delivered_at_its_item_then_stops) {
     cf_map_iter *it = map_items(ex, &c, codes, 5, CF_FOREVER);
     expect_int(it, 10);
     const cf_error *e = expect_failure(it, CF_RAISED);
-    ASSERT_NOT_NULL(e);
-    ASSERT_STREQ(cf_error_type(e), "ValueError");
-    ASSERT_STREQ(cf_error_message(e), "item 1");
-    ASSERT_STATUS(cf_error_status(e), CF_RAISED);
+    check_error(e, CF_RAISED, "ValueError", "item 1");
     expect_stop(it);
     expect_stop(it);
     gate_open(&c.block);
@@ -345,8 +342,7 @@ TEST(map_on_broken_pool_gives_broken) {
     ASSERT_OK(cf_map(ex, task_return_arg, args, 3, 1, CF_FOREVER, 1, &it));
     gate_open(&go);
     const cf_error *e = expect_failure(it, CF_BROKEN);
-    ASSERT_STREQ(cf_error_type(e), "BrokenThreadPool");
-    ASSERT_STATUS(cf_error_status(e), CF_BROKEN);
+    check_error(e, CF_BROKEN, "BrokenThreadPool", NULL);
     expect_stop(it);
     ASSERT_OK(cf_map_close(it));
     ASSERT_OK(cf_executor_free(ex));
@@ -372,8 +368,7 @@ TEST(map_timeout_counts_from_the_map_call) {
     double t1 = test_now();
     const cf_error *e = expect_failure(it, CF_TIMEOUT);
     ASSERT_TRUE(test_now() - t1 < timeout);
-    ASSERT_STREQ(cf_error_type(e), "TimeoutError");
-    ASSERT_STATUS(cf_error_status(e), CF_TIMEOUT);
+    check_error(e, CF_TIMEOUT, "TimeoutError", NULL);
     expect_stop(it);
     gate_open(&c.block);
     ASSERT_OK(cf_executor_free(ex)); /* whatever was not cancelled runs */

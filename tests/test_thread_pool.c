@@ -234,19 +234,6 @@ static void init_record(cf_call *call) {
     initializer_runs_here++;
 }
 
-/* Counts calls; arg0 is a counter guarded by its own mutex. */
-typedef struct run_count {
-    pthread_mutex_t lock;
-    int n;
-} run_count;
-
-static void task_count(cf_call *call) {
-    run_count *c = (run_count *)cf_arg(call, 0)->as.ptr;
-    pthread_mutex_lock(&c->lock);
-    c->n++;
-    pthread_mutex_unlock(&c->lock);
-}
-
 /* The log lines the library sent to the hook. */
 static struct {
     pthread_mutex_t lock;
@@ -595,7 +582,7 @@ TEST(thread_pool_initargs_are_copied) {
  * runs. */
 TEST(thread_pool_failing_initializer_fails_queued_calls) {
     gate go;
-    run_count runs = {PTHREAD_MUTEX_INITIALIZER, 0};
+    run_count runs = RUN_COUNT_INIT;
     cf_value arg = cf_ptr(&runs);
     cf_future *fs[3];
     gate_init(&go);
@@ -620,7 +607,7 @@ TEST(thread_pool_failing_initializer_fails_queued_calls) {
 TEST(thread_pool_submit_after_initializer_failure_is_broken) {
     gate go;
     cf_future *f = NULL, *later = (cf_future *)&go;
-    run_count runs = {PTHREAD_MUTEX_INITIALIZER, 0};
+    run_count runs = RUN_COUNT_INIT;
     cf_value arg = cf_ptr(&runs);
     gate_init(&go);
     ASSERT_OK(cf_set_log_hook(log_capture, NULL));

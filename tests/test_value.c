@@ -814,9 +814,6 @@ TEST(error_accessors_report_type_message_status) {
     ASSERT_OK(cf_future_new(&f));
     ASSERT_OK(cf_future_set_exception(f, "KeyError", ""));
     ASSERT_OK(cf_future_exception(f, 0, &e));
-    ASSERT_NOT_NULL(e);
-    ASSERT_STREQ(cf_error_type(e), "KeyError");
-    ASSERT_STREQ(cf_error_message(e), "");
-    ASSERT_STATUS(cf_error_status(e), CF_RAISED);
+    check_error(e, CF_RAISED, "KeyError", "");
     ASSERT_OK(cf_future_release(f));
 }
