@@ -221,6 +221,43 @@ void task_raise(cf_call *call) {
     cf_raise(call, type->as.buf.data, "%s", msg->as.buf.data);
 }
 
+static void *step_completer_main(void *arg) {
+    step_completer *c = (step_completer *)arg;
+    cf_value v = cf_int(1);
+    for (size_t i = 0; i < c->nsteps; i++) {
+        step *s = &c->steps[i];
+        if (gate_wait_for(&c->returned, SHORT))
+            test_fail(__FILE__, __LINE__, "the wait returned before step %zu",
+                      i);
+        switch (s->what) {
+        case STEP_RESULT:
+            ASSERT_OK(cf_future_set_result(s->future, &v));
+            break;
+        case STEP_EXCEPTION:
+            ASSERT_OK(cf_future_set_exception(s->future, "KeyError", "k"));
+            break;
+        case STEP_CANCEL:
+            ASSERT_TRUE(cf_future_cancel(s->future));
+            break;
+        case STEP_OPEN_GATE:
+            gate_open(s->gate);
+            break;
+        }
+    }
+    return NULL;
+}
+
+void step_completer_start(step_completer *c) {
+    gate_init(&c->returned);
+    ASSERT_EQ(pthread_create(&c->thread, NULL, step_completer_main, c), 0);
+}
+
+void step_completer_join(step_completer *c) {
+    gate_open(&c->returned);
+    ASSERT_EQ(pthread_join(c->thread, NULL), 0);
+    gate_destroy(&c->returned);
+}
+
 int run_count_get(run_count *c) {
     pthread_mutex_lock(&c->lock);
     int n = c->n;

@@ -186,6 +186,37 @@ void finish_future(cf_future *f, int64_t value);
 /* Releases fs[0..n), each of which must succeed. */
 void release_all(cf_future *const *fs, size_t n);
 
+/*
+ * A step completer: a thread that completes hand-made futures (or opens
+ * gates) one step at a time while the test thread waits on them. Before
+ * each step it checks for SHORT that the wait has not returned (`returned`
+ * still closed), so a wait that returns too early fails the test.
+ */
+typedef enum step_action {
+    STEP_RESULT,    /* set_result(int 1) */
+    STEP_EXCEPTION, /* set_exception(KeyError("k")) */
+    STEP_CANCEL,    /* cancel(), which must return true */
+    STEP_OPEN_GATE  /* gate_open(gate) */
+} step_action;
+
+typedef struct step {
+    step_action what;
+    cf_future *future;
+    gate *gate;
+} step;
+
+typedef struct step_completer {
+    pthread_t thread;
+    gate returned;
+    step steps[4];
+    size_t nsteps;
+} step_completer;
+
+/* Starts the thread on c's steps; the test thread then waits. */
+void step_completer_start(step_completer *c);
+/* Once the wait returned: opens `returned` and joins the thread. */
+void step_completer_join(step_completer *c);
+
 /* A count of task calls, guarded by its mutex (task_count bumps it). */
 typedef struct run_count {
     pthread_mutex_t lock;

@@ -71,44 +71,6 @@ static void expect_timeout(cf_as_completed *it, int n, int m) {
     check_error(e, CF_TIMEOUT, "TimeoutError", want);
 }
 
-/* A thread that, once go opens, checks for SHORT that the iterator has not
- * yielded (`yielded` still closed), then completes each future in turn. */
-typedef struct completer {
-    pthread_t thread;
-    gate go, yielded;
-    cf_future *fs[4];
-    bool cancel[4];
-    size_t n;
-} completer;
-
-static void *completer_main(void *arg) {
-    completer *c = (completer *)arg;
-    gate_wait(&c->go);
-    if (gate_wait_for(&c->yielded, SHORT))
-        test_fail(__FILE__, __LINE__, "next returned before a completion");
-    for (size_t i = 0; i < c->n; i++) {
-        if (c->cancel[i])
-            ASSERT_TRUE(cf_future_cancel(c->fs[i]));
-        else
-            finish_future(c->fs[i], (int64_t)i);
-    }
-    return NULL;
-}
-
-static void completer_start(completer *c) {
-    gate_init(&c->go);
-    gate_init(&c->yielded);
-    ASSERT_EQ(pthread_create(&c->thread, NULL, completer_main, c), 0);
-    gate_open(&c->go);
-}
-
-static void completer_join(completer *c) {
-    gate_open(&c->yielded);
-    ASSERT_EQ(pthread_join(c->thread, NULL), 0);
-    gate_destroy(&c->go);
-    gate_destroy(&c->yielded);
-}
-
 /* ---- order ------------------------------------------------------------- */
 
 /* as-completed.already-done-first: futures done before the call are yielded
@@ -166,11 +128,11 @@ TEST(as_completed_yields_in_completion_order) {
  * completes a future, then yields it. */
 TEST(as_completed_next_blocks_until_a_future_completes) {
     cf_future *fs[2] = {pending_future(), pending_future()};
-    completer c = {.fs = {fs[1]}, .n = 1};
+    step_completer c = {.steps = {{STEP_RESULT, fs[1], NULL}}, .nsteps = 1};
     cf_as_completed *it = iter_new(fs, 2, CF_FOREVER);
-    completer_start(&c);
+    step_completer_start(&c);
     expect_next(it, fs[1]);
-    completer_join(&c);
+    step_completer_join(&c);
     ASSERT_OK(cf_as_completed_free(it));
     release_all(fs, 2);
 }
@@ -273,11 +235,11 @@ TEST(as_completed_yields_cancelled_queued_call_at_once) {
  * waits is yielded. */
 TEST(as_completed_yields_future_cancelled_while_waiting) {
     cf_future *fs[2] = {pending_future(), pending_future()};
-    completer c = {.fs = {fs[0]}, .cancel = {true}, .n = 1};
+    step_completer c = {.steps = {{STEP_CANCEL, fs[0], NULL}}, .nsteps = 1};
     cf_as_completed *it = iter_new(fs, 2, CF_FOREVER);
-    completer_start(&c);
+    step_completer_start(&c);
     expect_next(it, fs[0]);
-    completer_join(&c);
+    step_completer_join(&c);
     ASSERT_TRUE(cf_future_cancelled(fs[0]));
     ASSERT_OK(cf_as_completed_free(it));
     release_all(fs, 2);

@@ -4,10 +4,10 @@
  * order, argument checks, futures from several executors, and large inputs.
  *
  * Most futures here are hand-made (cf_future_new) so that the test decides
- * when each completes. A "completer" thread completes them one by one once
- * the test thread is about to wait; before each completion it checks for
- * SHORT that the wait has not returned yet, so a wait that returns too early
- * fails the test.
+ * when each completes. A "completer" thread (the harness's step_completer)
+ * completes them one by one once the test thread is about to wait; before
+ * each completion it checks for SHORT that the wait has not returned yet, so
+ * a wait that returns too early fails the test.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -76,68 +76,12 @@ static void check_list_(const char *file, int line, const char *what,
 
 #define NONE ((cf_future *const *)NULL)
 
-/* How the completer completes a future. */
-typedef enum action { SET_RESULT, SET_EXCEPTION, CANCEL, OPEN_GATE } action;
-
-typedef struct step {
-    action what;
-    cf_future *future;
-    gate *gate;
-} step;
-
-/* A thread that, once `go` opens, checks before each step for SHORT that
- * the waiter has not returned (`returned` still closed), then does the
- * step. */
-typedef struct completer {
-    pthread_t thread;
-    gate go, returned;
-    step steps[4];
-    size_t nsteps;
-} completer;
-
-static void *completer_main(void *arg) {
-    completer *c = (completer *)arg;
-    cf_value v = cf_int(1);
-    gate_wait(&c->go);
-    for (size_t i = 0; i < c->nsteps; i++) {
-        step *s = &c->steps[i];
-        if (gate_wait_for(&c->returned, SHORT))
-            test_fail(__FILE__, __LINE__, "the wait returned before step %zu",
-                      i);
-        switch (s->what) {
-        case SET_RESULT:
-            ASSERT_OK(cf_future_set_result(s->future, &v));
-            break;
-        case SET_EXCEPTION:
-            ASSERT_OK(cf_future_set_exception(s->future, "KeyError", "k"));
-            break;
-        case CANCEL:
-            ASSERT_TRUE(cf_future_cancel(s->future));
-            break;
-        case OPEN_GATE:
-            gate_open(s->gate);
-            break;
-        }
-    }
-    return NULL;
-}
-
-static void completer_start(completer *c) {
-    gate_init(&c->go);
-    gate_init(&c->returned);
-    ASSERT_EQ(pthread_create(&c->thread, NULL, completer_main, c), 0);
-}
-
-/* Waits with the completer running: opens go, waits, opens returned. */
-static outcome wait_with(completer *c, cf_future *const *fs, size_t n,
+/* Waits with the completer running its steps. */
+static outcome wait_with(step_completer *c, cf_future *const *fs, size_t n,
                          double timeout, cf_return_when when) {
-    completer_start(c);
-    gate_open(&c->go);
+    step_completer_start(c);
     outcome o = wait_for(fs, n, timeout, when);
-    gate_open(&c->returned);
-    ASSERT_EQ(pthread_join(c->thread, NULL), 0);
-    gate_destroy(&c->go);
-    gate_destroy(&c->returned);
+    step_completer_join(c);
     return o;
 }
 
@@ -162,7 +106,7 @@ TEST(wait_first_completed_returns_at_once_if_one_is_done) {
  * until another thread completes one future, then reports it done. */
 TEST(wait_first_completed_returns_when_one_completes) {
     cf_future *fs[2] = {pending_future(), pending_future()};
-    completer c = {.steps = {{SET_RESULT, fs[1], NULL}}, .nsteps = 1};
+    step_completer c = {.steps = {{STEP_RESULT, fs[1], NULL}}, .nsteps = 1};
     outcome o = wait_with(&c, fs, 2, CF_FOREVER, CF_FIRST_COMPLETED);
     cf_future *d[] = {fs[1]}, *nd[] = {fs[0]};
     check_outcome(o, d, 1, nd, 1);
@@ -173,7 +117,7 @@ TEST(wait_first_completed_returns_when_one_completes) {
  * thread completes a FIRST_COMPLETED wait. */
 TEST(wait_first_completed_returns_when_one_is_cancelled) {
     cf_future *fs[2] = {pending_future(), pending_future()};
-    completer c = {.steps = {{CANCEL, fs[0], NULL}}, .nsteps = 1};
+    step_completer c = {.steps = {{STEP_CANCEL, fs[0], NULL}}, .nsteps = 1};
     outcome o = wait_with(&c, fs, 2, CF_FOREVER, CF_FIRST_COMPLETED);
     cf_future *d[] = {fs[0]}, *nd[] = {fs[1]};
     check_outcome(o, d, 1, nd, 1);
@@ -199,7 +143,7 @@ TEST(wait_first_exception_returns_at_once_if_one_raised) {
 TEST(wait_first_exception_returns_when_one_raises) {
     cf_future *fs[3] = {pending_future(), finished_future(1),
                         pending_future()};
-    completer c = {.steps = {{SET_EXCEPTION, fs[2], NULL}}, .nsteps = 1};
+    step_completer c = {.steps = {{STEP_EXCEPTION, fs[2], NULL}}, .nsteps = 1};
     outcome o = wait_with(&c, fs, 3, CF_FOREVER, CF_FIRST_EXCEPTION);
     cf_future *d[] = {fs[1], fs[2]}, *nd[] = {fs[0]};
     check_outcome(o, d, 2, nd, 1);
@@ -221,10 +165,10 @@ TEST(wait_first_exception_cancelled_future_is_not_an_exception) {
  * FIRST_EXCEPTION waits for all of them, as ALL_COMPLETED. */
 TEST(wait_first_exception_none_raised_is_all_completed) {
     cf_future *fs[3] = {pending_future(), pending_future(), pending_future()};
-    completer c = {.steps = {{SET_RESULT, fs[0], NULL},
-                             {CANCEL, fs[2], NULL},
-                             {SET_RESULT, fs[1], NULL}},
-                   .nsteps = 3};
+    step_completer c = {.steps = {{STEP_RESULT, fs[0], NULL},
+                                  {STEP_CANCEL, fs[2], NULL},
+                                  {STEP_RESULT, fs[1], NULL}},
+                        .nsteps = 3};
     outcome o = wait_with(&c, fs, 3, CF_FOREVER, CF_FIRST_EXCEPTION);
     check_outcome(o, fs, 3, NONE, 0);
     release_all(fs, 3);
@@ -259,10 +203,10 @@ TEST(wait_all_completed_returns_at_once_if_all_done) {
 TEST(wait_all_completed_returns_when_the_last_completes) {
     cf_future *fs[4] = {pending_future(), finished_future(0), pending_future(),
                         pending_future()};
-    completer c = {.steps = {{SET_EXCEPTION, fs[3], NULL},
-                             {CANCEL, fs[0], NULL},
-                             {SET_RESULT, fs[2], NULL}},
-                   .nsteps = 3};
+    step_completer c = {.steps = {{STEP_EXCEPTION, fs[3], NULL},
+                                  {STEP_CANCEL, fs[0], NULL},
+                                  {STEP_RESULT, fs[2], NULL}},
+                        .nsteps = 3};
     outcome o = wait_with(&c, fs, 4, CF_FOREVER, CF_ALL_COMPLETED);
     check_outcome(o, fs, 4, NONE, 0);
     release_all(fs, 4);
@@ -400,7 +344,7 @@ TEST(wait_duplicates_counted_and_listed_once) {
 TEST(wait_all_completed_with_duplicated_pending_future_returns) {
     cf_future *a = pending_future();
     cf_future *fs[3] = {a, a, a};
-    completer c = {.steps = {{SET_RESULT, a, NULL}}, .nsteps = 1};
+    step_completer c = {.steps = {{STEP_RESULT, a, NULL}}, .nsteps = 1};
     outcome o = wait_with(&c, fs, 3, CF_FOREVER, CF_ALL_COMPLETED);
     check_outcome(o, &a, 1, NONE, 0);
     ASSERT_OK(cf_future_release(a));
@@ -509,10 +453,10 @@ TEST(wait_mixes_futures_of_two_executors_and_hand_made) {
     gate_init(&g2);
     cf_future *fs[3] = {submit_gated(one, NULL, &g1, 1), pending_future(),
                         submit_gated(two, NULL, &g2, 2)};
-    completer c = {.steps = {{OPEN_GATE, NULL, &g2},
-                             {SET_RESULT, fs[1], NULL},
-                             {OPEN_GATE, NULL, &g1}},
-                   .nsteps = 3};
+    step_completer c = {.steps = {{STEP_OPEN_GATE, NULL, &g2},
+                                  {STEP_RESULT, fs[1], NULL},
+                                  {STEP_OPEN_GATE, NULL, &g1}},
+                        .nsteps = 3};
     outcome o = wait_with(&c, fs, 3, CF_FOREVER, CF_ALL_COMPLETED);
     check_outcome(o, fs, 3, NONE, 0);
     release_all(fs, 3);
