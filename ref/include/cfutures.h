@@ -370,7 +370,9 @@ typedef cf_status (*cf_done_callback)(cf_future *future, void *ctx);
  * completes the future (the worker that ran the call, or the thread calling
  * cancel / set_result / set_exception / shutdown(cancel_futures)), outside
  * every cfutures lock, and after result() waiters have been woken. If the
- * future is already done, fn runs in this thread before this returns.
+ * future is already done, fn runs in this thread before this returns -- so
+ * a callback added from another thread while the completing thread is still
+ * running earlier ones may run before or alongside them (as in CPython).
  * The future is done inside the callback. The callback may call any cfutures
  * function, including on the same future.
  * Returns: CF_OK, CF_EINVAL (NULL future or fn), CF_NOMEM (then fn is never
@@ -462,9 +464,13 @@ cf_status cf_raise(cf_call *call, const char *type, const char *fmt, ...)
  * of every executor not yet freed are done. The library registers an atexit
  * handler that shuts each live executor down with wait (from a thread of
  * the executor itself it skips the join it cannot do). After it starts,
- * cf_submit returns CF_SHUTDOWN. In a child made by fork(), executors
- * inherited from the parent are forgotten: the child neither waits for them
- * nor may use them.
+ * cf_submit returns CF_SHUTDOWN.
+ *
+ * fork(): the library's own locks are made fork-safe, so a child may use
+ * cfutures for the futures and executors it makes itself. Executors and
+ * futures inherited from the parent are the parent's: the child forgets the
+ * executors (it neither waits for them at exit nor may use them), and must
+ * not wait on the futures.
  * ------------------------------------------------------------------------ */
 
 typedef struct cf_executor cf_executor;

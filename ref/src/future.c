@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CF__STRIPES 64
+/* 32: plenty for the threads a machine runs, and few enough that a fork can
+ * hold them all (ThreadSanitizer tracks at most 64 locks held at once). */
+#define CF__STRIPES 32
 
 struct stripe {
     pthread_mutex_t lock;
@@ -25,12 +27,32 @@ static struct stripe stripes[CF__STRIPES];
 static pthread_once_t stripes_once = PTHREAD_ONCE_INIT;
 static bool stripes_ok;
 
+/* fork() copies only the calling thread: a stripe (or the log lock) held
+ * by another thread at that moment would stay locked in the child forever.
+ * So the fork waits until it can hold them all. Taking every stripe in index
+ * order cannot deadlock, since no thread ever holds two. */
+static void before_fork(void) {
+    cf__log_fork_lock();
+    for (int i = 0; i < CF__STRIPES; i++)
+        pthread_mutex_lock(&stripes[i].lock);
+}
+
+static void after_fork(void) {
+    for (int i = CF__STRIPES - 1; i >= 0; i--)
+        pthread_mutex_unlock(&stripes[i].lock);
+    cf__log_fork_unlock();
+}
+
 static void stripes_init(void) {
     for (int i = 0; i < CF__STRIPES; i++)
         if (pthread_mutex_init(&stripes[i].lock, NULL) ||
             cf__cond_init(&stripes[i].cond))
             return;
-    stripes_ok = true;
+    stripes_ok = pthread_atfork(before_fork, after_fork, after_fork) == 0;
+}
+
+void cf__fork_safety_init(void) {
+    pthread_once(&stripes_once, stripes_init);
 }
 
 static struct stripe *stripe_of(const cf_future *f) {
@@ -56,7 +78,7 @@ _Static_assert(sizeof(cf_future) + sizeof(cf_value) <= 128,
                "a one-argument call and its future fit in 128 bytes");
 
 cf_future *cf__future_alloc(size_t nargs) {
-    pthread_once(&stripes_once, stripes_init);
+    cf__fork_safety_init();
     if (!stripes_ok ||
         nargs > (SIZE_MAX - sizeof(cf_future)) / sizeof(cf_value))
         return NULL;
@@ -179,13 +201,19 @@ static void run_callback(cf_future *f, cf_done_callback fn, void *ctx) {
                 cf_status_name(st));
 }
 
+/* The completing thread keeps the future alive across its callbacks, so a
+ * callback may release any reference it owns. */
 static void run_callbacks(cf_future *f, struct cf__callback *cb) {
+    if (!cb)
+        return;
+    cf_future_retain(f);
     while (cb) {
         struct cf__callback *next = cb->next;
         run_callback(f, cb->fn, cb->ctx);
         free(cb);
         cb = next;
     }
+    cf_future_release(f);
 }
 
 bool cf_future_cancel(cf_future *f) {
@@ -225,7 +253,8 @@ cf_status cf_future_set_running_or_notify_cancel(cf_future *f) {
     return st;
 }
 
-cf_status cf__future_finish(cf_future *f, cf_value *value, cf_error *error) {
+cf_status cf__future_finish(cf_future *f, cf_value *value, cf_error *error,
+                            const struct cf__run_hooks *hooks) {
     struct stripe *s = lock_future(f);
     if (f->state != CF__PENDING && f->state != CF__RUNNING) {
         unlock_stripe(s);
@@ -240,6 +269,8 @@ cf_status cf__future_finish(cf_future *f, cf_value *value, cf_error *error) {
     f->state = CF__FINISHED;
     struct cf__callback *cb = complete_locked(f, s);
     unlock_stripe(s);
+    if (cb && hooks && hooks->before_callbacks)
+        hooks->before_callbacks(hooks->ctx);
     run_callbacks(f, cb);
     return CF_OK;
 }
@@ -251,7 +282,7 @@ cf_status cf_future_set_result(cf_future *f, const cf_value *value) {
     cf_status st = cf_value_copy(&copy, value);
     if (st != CF_OK)
         return st;
-    st = cf__future_finish(f, &copy, NULL);
+    st = cf__future_finish(f, &copy, NULL, NULL);
     cf_value_free(&copy);
     return st;
 }
@@ -263,7 +294,7 @@ cf_status cf_future_set_exception(cf_future *f, const char *type,
     cf_error *e = cf__error_new(CF_RAISED, type, message);
     if (!e)
         return CF_NOMEM;
-    cf_status st = cf__future_finish(f, NULL, e);
+    cf_status st = cf__future_finish(f, NULL, e, NULL);
     if (st != CF_OK)
         cf__error_free(e);
     return st;

@@ -59,6 +59,9 @@ extern const size_t cf__unprintable_count;
 /* ---- logging (value.c) ------------------------------------------------ */
 
 void cf__log(cf_log_level level, const char *fmt, ...) CF_PRINTF(2, 3);
+/* For the fork handlers (future.c). */
+void cf__log_fork_lock(void);
+void cf__log_fork_unlock(void);
 
 /* ---- deadlines (deadline.c) ------------------------------------------- */
 
@@ -135,10 +138,23 @@ struct cf_future {
  * reference. NULL when out of memory. */
 cf_future *cf__future_alloc(size_t nargs);
 bool cf__future_valid(const cf_future *f);
+/* Makes fork() wait for the stripe and log locks (once per process). */
+void cf__fork_safety_init(void);
+/* What an executor's worker wants to hear while it finishes a call. */
+struct cf__run_hooks {
+    /* the task returned; its outcome is not yet visible to anyone */
+    void (*before_publish)(void *ctx);
+    /* the outcome is visible and done callbacks are about to run here */
+    void (*before_callbacks)(void *ctx);
+    void *ctx;
+};
+
 /* Moves *value or error into a PENDING or RUNNING future and runs the
- * callbacks; CF_INVALID_STATE otherwise (ownership then stays with the
+ * callbacks (calling hooks->before_callbacks first if there are any; hooks
+ * may be NULL); CF_INVALID_STATE otherwise (ownership then stays with the
  * caller). */
-cf_status cf__future_finish(cf_future *f, cf_value *value, cf_error *error);
+cf_status cf__future_finish(cf_future *f, cf_value *value, cf_error *error,
+                            const struct cf__run_hooks *hooks);
 /* Links node into the future's waiters unless it is done: then returns true
  * and sets *raised to whether it finished with an error. */
 bool cf__future_add_waiter(cf_future *f, struct cf__waiter_node *node,
@@ -176,10 +192,10 @@ static inline cf_work *cf__future_work(cf_future *f) {
 cf_status cf__call_invoke(cf_fn fn, const cf_value *args, size_t nargs,
                           cf_value *value, cf_error **error);
 
-/* cf_work_run, calling before_finish(ctx) once the task has returned and
- * before its outcome is published (only when the task ran: CF_OK). */
-cf_status cf__work_run_hooked(cf_work *work, void (*before_finish)(void *),
-                              void *ctx);
+/* cf_work_run with hooks (see struct cf__run_hooks), called only when the
+ * task ran (CF_OK). */
+cf_status cf__work_run_hooked(cf_work *work,
+                              const struct cf__run_hooks *hooks);
 
 /* ---- executors (executor.c) ------------------------------------------- */
 

@@ -62,7 +62,8 @@ cf_status cf_map(cf_executor *ex, cf_fn fn, const cf_value *args,
         return CF_NOMEM;
     }
     for (; it->n < nitems; it->n++) {
-        st = cf_submit(ex, fn, args + it->n * nargs, nargs, &it->fs[it->n]);
+        const cf_value *item = nargs ? args + it->n * nargs : NULL;
+        st = cf_submit(ex, fn, item, nargs, &it->fs[it->n]);
         if (st != CF_OK) {
             cancel_from(it, 0);
             map_free(it);

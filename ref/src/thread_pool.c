@@ -47,7 +47,8 @@ struct thread_pool {
     size_t ninitargs;
 };
 
-/* The name of the calling worker thread. */
+/* The pool and name of the calling worker thread. */
+static _Thread_local struct thread_pool *current_pool;
 static _Thread_local char *current_name;
 static atomic_uint pool_counter;
 
@@ -112,17 +113,43 @@ static bool initialize(struct thread_pool *p) {
     return false;
 }
 
-/* The worker's task has returned: it is available before anyone can see
- * the result (undone once it is back in the loop). */
+static cf_status start_worker_locked(struct thread_pool *p);
+
+/* A worker finishing a call, as its run hooks see it. */
+struct finishing {
+    struct thread_pool *pool;
+    bool counted_idle;
+};
+
+/* The task has returned: the worker is available before anyone can see the
+ * result, so a submit made once the result is seen reuses it. */
 static void count_idle(void *arg) {
-    struct thread_pool *p = arg;
+    struct finishing *fin = arg;
+    pthread_mutex_lock(&fin->pool->lock);
+    fin->pool->idle++;
+    fin->counted_idle = true;
+    pthread_mutex_unlock(&fin->pool->lock);
+}
+
+/* Done callbacks are about to run on this worker: it is busy again, and a
+ * call queued meanwhile gets a thread of its own if the pool may start one
+ * (the callback may be waiting for that very call). If no thread can start,
+ * this worker takes the call once its callbacks return. */
+static void count_busy(void *arg) {
+    struct finishing *fin = arg;
+    struct thread_pool *p = fin->pool;
     pthread_mutex_lock(&p->lock);
-    p->idle++;
+    p->idle--;
+    fin->counted_idle = false;
+    if (!p->shutdown && p->queued > p->idle && p->nworkers < p->max_workers &&
+        start_worker_locked(p) == CF_OK)
+        pthread_cond_signal(&p->work_cond);
     pthread_mutex_unlock(&p->lock);
 }
 
 static void *worker_main(void *arg) {
     struct thread_pool *p = arg;
+    current_pool = p;
     if (!initialize(p))
         goto out;
     pthread_mutex_lock(&p->lock);
@@ -136,15 +163,18 @@ static void *worker_main(void *arg) {
             break; /* shut down and drained */
         cf_future *f = pop_locked(p);
         pthread_mutex_unlock(&p->lock);
-        cf_status ran = cf__work_run_hooked(cf__future_work(f), count_idle, p);
+        struct finishing fin = {p, false};
+        struct cf__run_hooks hooks = {count_idle, count_busy, &fin};
+        cf__work_run_hooked(cf__future_work(f), &hooks);
         pthread_mutex_lock(&p->lock);
-        if (ran == CF_OK)
+        if (fin.counted_idle)
             p->idle--;
     }
     pthread_mutex_unlock(&p->lock);
 out:
     free(current_name);
     current_name = NULL;
+    current_pool = NULL;
     return NULL;
 }
 
@@ -228,22 +258,19 @@ static void cancel_all(cf_future *all) {
     }
 }
 
-/* Joins every worker but the calling one; true if the caller is one. */
-static bool join_workers(struct thread_pool *p) {
-    bool self = false;
+/* Joins every worker; called after shutdown, by a thread that is not one
+ * of them. */
+static void join_workers(struct thread_pool *p) {
     pthread_mutex_lock(&p->join_lock);
     pthread_mutex_lock(&p->lock);
     size_t n = p->nworkers; /* no thread starts after shutdown */
     pthread_mutex_unlock(&p->lock);
     for (size_t i = 0; i < n; i++) {
         struct worker *w = &p->workers[i];
-        if (pthread_equal(w->tid, pthread_self()))
-            self = true;
-        else if (!w->joined)
+        if (!w->joined)
             w->joined = pthread_join(w->tid, NULL) == 0;
     }
     pthread_mutex_unlock(&p->join_lock);
-    return self;
 }
 
 static cf_status pool_shutdown(void *self, bool wait, bool cancel_futures) {
@@ -256,8 +283,11 @@ static cf_status pool_shutdown(void *self, bool wait, bool cancel_futures) {
     pthread_cond_broadcast(&p->work_cond);
     pthread_mutex_unlock(&p->lock);
     cancel_all(cancelled);
-    if (wait && join_workers(p))
-        return CF_DEADLOCK;
+    if (!wait)
+        return CF_OK;
+    if (current_pool == p)
+        return CF_DEADLOCK; /* a worker cannot wait for itself */
+    join_workers(p);
     return CF_OK;
 }
 

@@ -410,7 +410,15 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static cf_log_fn log_fn;
 static void *log_ctx;
 
+void cf__log_fork_lock(void) {
+    pthread_mutex_lock(&log_lock);
+}
+void cf__log_fork_unlock(void) {
+    pthread_mutex_unlock(&log_lock);
+}
+
 cf_status cf_set_log_hook(cf_log_fn fn, void *ctx) {
+    cf__fork_safety_init();
     pthread_mutex_lock(&log_lock);
     log_fn = fn;
     log_ctx = fn ? ctx : NULL;

@@ -96,8 +96,8 @@ cf_status cf__call_invoke(cf_fn fn, const cf_value *args, size_t nargs,
     return call.error ? call.error->status : CF_OK;
 }
 
-cf_status cf__work_run_hooked(cf_work *work, void (*before_finish)(void *),
-                              void *ctx) {
+cf_status cf__work_run_hooked(cf_work *work,
+                              const struct cf__run_hooks *hooks) {
     if (!work_valid(work))
         return CF_EINVAL;
     cf_future *f = cf__work_future(work);
@@ -109,9 +109,9 @@ cf_status cf__work_run_hooked(cf_work *work, void (*before_finish)(void *),
     cf_value value;
     cf_error *error;
     cf__call_invoke(f->fn, f->args, f->nargs, &value, &error);
-    if (before_finish)
-        before_finish(ctx);
-    if (cf__future_finish(f, &value, error) != CF_OK) {
+    if (hooks && hooks->before_publish)
+        hooks->before_publish(hooks->ctx);
+    if (cf__future_finish(f, &value, error, hooks) != CF_OK) {
         cf__error_free(error); /* someone else finished it first */
         cf_value_free(&value);
     }
@@ -120,7 +120,7 @@ cf_status cf__work_run_hooked(cf_work *work, void (*before_finish)(void *),
 }
 
 cf_status cf_work_run(cf_work *work) {
-    return cf__work_run_hooked(work, NULL, NULL);
+    return cf__work_run_hooked(work, NULL);
 }
 
 cf_status cf_work_fail(cf_work *work, cf_status status, const char *type,
@@ -130,7 +130,7 @@ cf_status cf_work_fail(cf_work *work, cf_status status, const char *type,
         return CF_EINVAL;
     cf_future *f = cf__work_future(work);
     cf_error *e = cf__error_new(status, type, message);
-    cf_status st = cf__future_finish(f, NULL, e ? e : &cf__nomem_error);
+    cf_status st = cf__future_finish(f, NULL, e ? e : &cf__nomem_error, NULL);
     if (st != CF_OK)
         cf__error_free(e);
     else if (!e)
@@ -146,7 +146,8 @@ cf_status cf_work_release(cf_work *work) {
     if (!cf_future_done(f)) {
         cf_error *e = cf__error_new(CF_RAISED, "RuntimeError",
                                     "the executor dropped the call");
-        if (cf__future_finish(f, NULL, e ? e : &cf__nomem_error) != CF_OK)
+        if (cf__future_finish(f, NULL, e ? e : &cf__nomem_error, NULL) !=
+            CF_OK)
             cf__error_free(e);
     }
     work_end(f);
