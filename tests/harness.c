@@ -331,6 +331,19 @@ cf_future *submit_gated(cf_executor *ex, gate *started, gate *proceed,
     return submit_gated_value(ex, started, proceed, cf_int(value));
 }
 
+void busy_pool_start(busy_pool *b, int64_t value) {
+    gate_init(&b->started);
+    gate_init(&b->proceed);
+    b->ex = pool_new(1);
+    b->running = submit_gated(b->ex, &b->started, &b->proceed, value);
+    gate_wait(&b->started);
+}
+
+void busy_pool_destroy(busy_pool *b) {
+    gate_destroy(&b->started);
+    gate_destroy(&b->proceed);
+}
+
 cf_future *pending_future(void) {
     cf_future *f = NULL;
     ASSERT_OK(cf_future_new(&f));

@@ -176,6 +176,22 @@ cf_future *submit_gated_value(cf_executor *ex, gate *started, gate *proceed,
 cf_future *submit_gated(cf_executor *ex, gate *started, gate *proceed,
                         int64_t value);
 
+/*
+ * A pool of one worker kept busy: `running` is task_gate_return(started,
+ * proceed, value) and has started; it runs until the test opens proceed,
+ * and whatever is submitted meanwhile stays queued.
+ */
+typedef struct busy_pool {
+    cf_executor *ex;
+    gate started, proceed;
+    cf_future *running;
+} busy_pool;
+
+void busy_pool_start(busy_pool *b, int64_t value);
+/* Destroys the gates, once the test has opened proceed and freed ex (it
+ * releases `running` itself). */
+void busy_pool_destroy(busy_pool *b);
+
 /* Hand-made futures (cf_future_new): pending, running, or finished with an
  * int. */
 cf_future *pending_future(void);

@@ -210,25 +210,20 @@ TEST(as_completed_empty_stops_at_once) {
 /* as-completed.cancelled-yielded (deliberate difference, gh-92001): a call
  * cancelled while queued in a pool is yielded at once. */
 TEST(as_completed_yields_cancelled_queued_call_at_once) {
-    cf_executor *ex = pool_new(1);
-    gate started, proceed;
-    gate_init(&started);
-    gate_init(&proceed);
-    cf_future *busy = submit_gated(ex, &started, &proceed, 1);
-    cf_future *queued = submit_gated(ex, NULL, NULL, 2);
-    gate_wait(&started);
+    busy_pool b;
+    busy_pool_start(&b, 1);
+    cf_future *queued = submit_gated(b.ex, NULL, NULL, 2);
     ASSERT_TRUE(cf_future_cancel(queued));
-    cf_future *fs[2] = {busy, queued};
+    cf_future *fs[2] = {b.running, queued};
     cf_as_completed *it = iter_new(fs, 2, 0);
     expect_next(it, queued);
     expect_timeout(it, 1, 2);
     ASSERT_OK(cf_as_completed_free(it));
-    gate_open(&proceed);
-    ASSERT_OK(cf_future_result(busy, LONG, NULL));
+    gate_open(&b.proceed);
+    ASSERT_OK(cf_future_result(b.running, LONG, NULL));
     release_all(fs, 2);
-    ASSERT_OK(cf_executor_free(ex));
-    gate_destroy(&started);
-    gate_destroy(&proceed);
+    ASSERT_OK(cf_executor_free(b.ex));
+    busy_pool_destroy(&b);
 }
 
 /* as-completed.cancel-completes: a future another thread cancels while next

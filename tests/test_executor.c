@@ -61,6 +61,27 @@ static void task_raise_then_return(cf_call *call) {
     o->status = cf_return(call, v);
 }
 
+/* Runs task (arg0: second_outcome*) on a pool of one; checks that its first
+ * outcome stands -- the int 1, or, when type is not NULL, the exception
+ * type(message) -- and that its second outcome call was CF_INVALID_STATE. */
+static void check_first_outcome_stands(cf_fn task, const char *type,
+                                       const char *message) {
+    cf_executor *ex = pool_new(1);
+    second_outcome o = {CF_OK};
+    cf_value arg = cf_ptr(&o);
+    cf_future *f = NULL;
+    ASSERT_OK(cf_submit(ex, task, &arg, 1, &f));
+    if (type == NULL) {
+        check_int_soon(f, 1);
+    } else {
+        ASSERT_STATUS(cf_future_result(f, LONG, NULL), CF_RAISED);
+        check_raised(f, CF_RAISED, type, message);
+    }
+    ASSERT_STATUS(o.status, CF_INVALID_STATE);
+    ASSERT_OK(cf_future_release(f));
+    ASSERT_OK(cf_executor_free(ex));
+}
+
 /* arg0: the executor running this task; shuts it down with wait and
  * returns the status as an int. */
 static void task_shutdown_own_pool(cf_call *call) {
@@ -242,6 +263,39 @@ static void custom_destroy(custom *c) {
 
 static cf_future *const not_written = (cf_future *)&inline_ops;
 
+/* One task_count call kept by a keeping executor and ended at shutdown. */
+typedef struct kept_call {
+    custom c;
+    cf_executor *ex;
+    run_count runs;
+    cf_future *f;
+} kept_call;
+
+/* Submits the call to a keeping executor that ends its works `how`, shuts
+ * it down with wait (and cancel_futures), and checks that the cf_work_*
+ * call ending the work returned `ended` and that the task never ran. */
+static void kept_call_end(kept_call *k, end_how how, bool cancel_futures,
+                          cf_status ended) {
+    cf_value arg = cf_ptr(&k->runs);
+    ASSERT_EQ(pthread_mutex_init(&k->runs.lock, NULL), 0);
+    k->runs.n = 0;
+    k->ex = keeping_new(&k->c, how);
+    ASSERT_OK(cf_submit(k->ex, task_count, &arg, 1, &k->f));
+    ASSERT_OK(cf_executor_shutdown(k->ex, true, cancel_futures));
+    ASSERT_EQ(k->c.nended, 1);
+    ASSERT_STATUS(k->c.ended[0], ended);
+    ASSERT_EQ(run_count_get(&k->runs), 0);
+}
+
+/* Releases the future and frees the executor; the task still never ran. */
+static void kept_call_free(kept_call *k) {
+    ASSERT_OK(cf_future_release(k->f));
+    ASSERT_OK(cf_executor_free(k->ex));
+    ASSERT_EQ(run_count_get(&k->runs), 0);
+    custom_destroy(&k->c);
+    pthread_mutex_destroy(&k->runs.lock);
+}
+
 /* ---- submit ------------------------------------------------------------ */
 
 /* executor.submit.returns-pending-future: submit gives a future that is not
@@ -383,91 +437,56 @@ TEST(executor_task_raise_gives_raised_error) {
 /* executor.call.return-twice-keeps-first: a second cf_return is
  * CF_INVALID_STATE and the first value stands. */
 TEST(executor_return_twice_keeps_first_value) {
-    cf_executor *ex = pool_new(1);
-    second_outcome o = {CF_OK};
-    cf_value arg = cf_ptr(&o);
-    cf_future *f = NULL;
-    ASSERT_OK(cf_submit(ex, task_return_twice, &arg, 1, &f));
-    check_int_soon(f, 1);
-    ASSERT_STATUS(o.status, CF_INVALID_STATE);
-    ASSERT_OK(cf_future_release(f));
-    ASSERT_OK(cf_executor_free(ex));
+    check_first_outcome_stands(task_return_twice, NULL, NULL);
 }
 
 /* executor.call.raise-after-return-keeps-value: cf_raise after cf_return is
  * CF_INVALID_STATE and the value stands. */
 TEST(executor_raise_after_return_keeps_value) {
-    cf_executor *ex = pool_new(1);
-    second_outcome o = {CF_OK};
-    cf_value arg = cf_ptr(&o);
-    cf_future *f = NULL;
-    ASSERT_OK(cf_submit(ex, task_return_then_raise, &arg, 1, &f));
-    check_int_soon(f, 1);
-    ASSERT_STATUS(o.status, CF_INVALID_STATE);
-    ASSERT_OK(cf_future_release(f));
-    ASSERT_OK(cf_executor_free(ex));
+    check_first_outcome_stands(task_return_then_raise, NULL, NULL);
 }
 
 /* executor.call.return-after-raise-keeps-error: cf_return after cf_raise is
  * CF_INVALID_STATE and the exception stands. */
 TEST(executor_return_after_raise_keeps_error) {
-    cf_executor *ex = pool_new(1);
-    second_outcome o = {CF_OK};
-    cf_value arg = cf_ptr(&o);
-    cf_future *f = NULL;
-    ASSERT_OK(cf_submit(ex, task_raise_then_return, &arg, 1, &f));
-    ASSERT_STATUS(cf_future_result(f, LONG, NULL), CF_RAISED);
-    check_raised(f, CF_RAISED, "KeyError", "first 1");
-    ASSERT_STATUS(o.status, CF_INVALID_STATE);
-    ASSERT_OK(cf_future_release(f));
-    ASSERT_OK(cf_executor_free(ex));
+    check_first_outcome_stands(task_raise_then_return, "KeyError", "first 1");
 }
 
 /* executor.future.running-cannot-cancel: while its task runs the future is
  * running(), and cancel() returns false and changes nothing. */
 TEST(executor_running_call_cannot_be_cancelled) {
-    cf_executor *ex = pool_new(1);
-    gate started, proceed;
-    gate_init(&started);
-    gate_init(&proceed);
-    cf_future *f = submit_gated(ex, &started, &proceed, 5);
-    gate_wait(&started);
-    check_running(f);
-    ASSERT_FALSE(cf_future_cancel(f));
-    check_running(f);
-    gate_open(&proceed);
-    check_int_soon(f, 5);
-    ASSERT_OK(cf_future_release(f));
-    ASSERT_OK(cf_executor_free(ex));
-    gate_destroy(&started);
-    gate_destroy(&proceed);
+    busy_pool b;
+    busy_pool_start(&b, 5);
+    check_running(b.running);
+    ASSERT_FALSE(cf_future_cancel(b.running));
+    check_running(b.running);
+    gate_open(&b.proceed);
+    check_int_soon(b.running, 5);
+    ASSERT_OK(cf_future_release(b.running));
+    ASSERT_OK(cf_executor_free(b.ex));
+    busy_pool_destroy(&b);
 }
 
 /* executor.future.queued-is-pending-and-cancellable: a call queued behind a
  * busy single worker is pending; cancel() returns true and it never runs. */
 TEST(executor_queued_call_is_pending_and_cancellable) {
-    cf_executor *ex = pool_new(1);
-    gate started, proceed;
+    busy_pool b;
     run_count runs = RUN_COUNT_INIT;
     cf_value arg = cf_ptr(&runs);
     cf_future *queued = NULL;
-    gate_init(&started);
-    gate_init(&proceed);
-    cf_future *busy = submit_gated(ex, &started, &proceed, 1);
-    ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &queued));
-    gate_wait(&started);
+    busy_pool_start(&b, 1);
+    ASSERT_OK(cf_submit(b.ex, task_count, &arg, 1, &queued));
     check_pending(queued);
     ASSERT_TRUE(cf_future_cancel(queued));
     check_cancelled(queued);
-    gate_open(&proceed);
-    check_int_soon(busy, 1);
-    ASSERT_OK(cf_executor_free(ex));
+    gate_open(&b.proceed);
+    check_int_soon(b.running, 1);
+    ASSERT_OK(cf_executor_free(b.ex));
     ASSERT_EQ(run_count_get(&runs), 0);
     check_cancelled(queued);
     ASSERT_OK(cf_future_release(queued));
-    ASSERT_OK(cf_future_release(busy));
-    gate_destroy(&started);
-    gate_destroy(&proceed);
+    ASSERT_OK(cf_future_release(b.running));
+    busy_pool_destroy(&b);
 }
 
 /* executor.submit.from-own-worker: a task may submit to its own pool and
@@ -593,90 +612,50 @@ TEST(executor_custom_kept_works_run_on_shutdown) {
 /* executor.custom.cancelled-work-not-run: cf_work_run on a work whose future
  * was cancelled returns CF_CANCELLED and does not run the task. */
 TEST(executor_custom_work_run_of_cancelled_future_is_cancelled) {
-    custom c;
-    cf_executor *ex = keeping_new(&c, END_RUN);
-    run_count runs = RUN_COUNT_INIT;
-    cf_value arg = cf_ptr(&runs);
-    cf_future *f = NULL;
-    ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &f));
-    ASSERT_OK(cf_executor_shutdown(ex, true, true)); /* cancels, then runs */
-    ASSERT_EQ(c.nended, 1);
-    ASSERT_STATUS(c.ended[0], CF_CANCELLED);
-    check_cancelled(f);
-    ASSERT_EQ(runs.n, 0);
-    ASSERT_OK(cf_future_release(f));
-    ASSERT_OK(cf_executor_free(ex));
-    custom_destroy(&c);
+    kept_call k;
+    kept_call_end(&k, END_RUN, true, CF_CANCELLED); /* cancels, then runs */
+    check_cancelled(k.f);
+    kept_call_free(&k);
 }
 
 /* executor.custom.work-run-after-set-is-invalid-state: cf_work_run on a
  * work whose future the executor already finished returns CF_INVALID_STATE,
  * does not run the task, and keeps the outcome. */
 TEST(executor_custom_work_run_of_finished_future_is_invalid_state) {
-    custom c;
-    cf_executor *ex = keeping_new(&c, END_SET_RUN);
-    run_count runs = RUN_COUNT_INIT;
-    cf_value arg = cf_ptr(&runs), want = cf_int(99);
-    cf_future *f = NULL;
-    ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &f));
-    ASSERT_OK(cf_executor_shutdown(ex, true, false));
-    ASSERT_EQ(c.nended, 1);
-    ASSERT_STATUS(c.ended[0], CF_INVALID_STATE);
-    ASSERT_EQ(runs.n, 0);
-    check_value(f, &want);
-    ASSERT_OK(cf_future_release(f));
-    ASSERT_OK(cf_executor_free(ex));
-    custom_destroy(&c);
+    kept_call k;
+    cf_value want = cf_int(99);
+    kept_call_end(&k, END_SET_RUN, false, CF_INVALID_STATE);
+    check_value(k.f, &want);
+    kept_call_free(&k);
 }
 
 /* executor.custom.work-fail-broken: cf_work_fail with CF_BROKEN makes
  * result() return CF_BROKEN with the given type and message. */
 TEST(executor_custom_work_fail_broken_gives_broken) {
-    custom c;
-    cf_executor *ex = keeping_new(&c, END_FAIL_BROKEN);
-    cf_future *f = NULL;
-    ASSERT_OK(cf_submit(ex, task_return_arg, NULL, 0, &f));
-    ASSERT_OK(cf_executor_shutdown(ex, true, false));
-    ASSERT_EQ(c.nended, 1);
-    ASSERT_OK(c.ended[0]);
-    check_raised(f, CF_BROKEN, "BrokenCustom", "it broke");
-    ASSERT_OK(cf_future_release(f));
-    ASSERT_OK(cf_executor_free(ex));
-    custom_destroy(&c);
+    kept_call k;
+    kept_call_end(&k, END_FAIL_BROKEN, false, CF_OK);
+    check_raised(k.f, CF_BROKEN, "BrokenCustom", "it broke");
+    kept_call_free(&k);
 }
 
 /* executor.custom.work-fail-raised: cf_work_fail with CF_RAISED makes
  * result() return CF_RAISED with the given type and message. */
 TEST(executor_custom_work_fail_raised_gives_raised) {
-    custom c;
-    cf_executor *ex = keeping_new(&c, END_FAIL_RAISED);
-    cf_future *f = NULL;
-    ASSERT_OK(cf_submit(ex, task_return_arg, NULL, 0, &f));
-    ASSERT_OK(cf_executor_shutdown(ex, true, false));
-    ASSERT_EQ(c.nended, 1);
-    ASSERT_OK(c.ended[0]);
-    check_raised(f, CF_RAISED, "ValueError", "refused");
-    ASSERT_OK(cf_future_release(f));
-    ASSERT_OK(cf_executor_free(ex));
-    custom_destroy(&c);
+    kept_call k;
+    kept_call_end(&k, END_FAIL_RAISED, false, CF_OK);
+    check_raised(k.f, CF_RAISED, "ValueError", "refused");
+    kept_call_free(&k);
 }
 
 /* executor.custom.work-fail-done-is-invalid-state: cf_work_fail on a work
  * whose future is already finished returns CF_INVALID_STATE and keeps the
  * outcome (the work is still ended: nothing leaks). */
 TEST(executor_custom_work_fail_of_finished_future_is_invalid_state) {
-    custom c;
-    cf_executor *ex = keeping_new(&c, END_SET_FAIL);
+    kept_call k;
     cf_value want = cf_int(99);
-    cf_future *f = NULL;
-    ASSERT_OK(cf_submit(ex, task_return_arg, NULL, 0, &f));
-    ASSERT_OK(cf_executor_shutdown(ex, true, false));
-    ASSERT_EQ(c.nended, 1);
-    ASSERT_STATUS(c.ended[0], CF_INVALID_STATE);
-    check_value(f, &want);
-    ASSERT_OK(cf_future_release(f));
-    ASSERT_OK(cf_executor_free(ex));
-    custom_destroy(&c);
+    kept_call_end(&k, END_SET_FAIL, false, CF_INVALID_STATE);
+    check_value(k.f, &want);
+    kept_call_free(&k);
 }
 
 /* executor.custom.work-fail-bad-status-is-einval: cf_work_fail with a status
@@ -702,35 +681,21 @@ TEST(executor_custom_work_fail_bad_status_is_einval) {
  * future is not done fails it with RuntimeError "the executor dropped the
  * call", so nobody waits forever. */
 TEST(executor_custom_work_release_of_unfinished_future_fails_it) {
-    custom c;
-    cf_executor *ex = keeping_new(&c, END_RELEASE);
-    cf_future *f = NULL;
-    ASSERT_OK(cf_submit(ex, task_return_arg, NULL, 0, &f));
-    ASSERT_OK(cf_executor_shutdown(ex, true, false));
-    ASSERT_EQ(c.nended, 1);
-    ASSERT_OK(c.ended[0]);
-    check_raised(f, CF_RAISED, "RuntimeError",
+    kept_call k;
+    kept_call_end(&k, END_RELEASE, false, CF_OK);
+    check_raised(k.f, CF_RAISED, "RuntimeError",
                  "the executor dropped the call");
-    ASSERT_OK(cf_future_release(f));
-    ASSERT_OK(cf_executor_free(ex));
-    custom_destroy(&c);
+    kept_call_free(&k);
 }
 
 /* executor.custom.work-release-keeps-outcome: cf_work_release after the
  * executor finished the future itself leaves that outcome alone. */
 TEST(executor_custom_work_release_keeps_outcome_set_by_executor) {
-    custom c;
-    cf_executor *ex = keeping_new(&c, END_SET_RELEASE);
+    kept_call k;
     cf_value want = cf_int(99);
-    cf_future *f = NULL;
-    ASSERT_OK(cf_submit(ex, task_return_arg, NULL, 0, &f));
-    ASSERT_OK(cf_executor_shutdown(ex, true, false));
-    ASSERT_EQ(c.nended, 1);
-    ASSERT_OK(c.ended[0]);
-    check_value(f, &want);
-    ASSERT_OK(cf_future_release(f));
-    ASSERT_OK(cf_executor_free(ex));
-    custom_destroy(&c);
+    kept_call_end(&k, END_SET_RELEASE, false, CF_OK);
+    check_value(k.f, &want);
+    kept_call_free(&k);
 }
 
 /* executor.custom.refused-submit: when the executor's submit refuses a work,

@@ -384,27 +384,22 @@ TEST(map_timeout_counts_from_the_map_call) {
 TEST(map_timeout_cancels_the_waited_call_if_not_started) {
     map_ctx c;
     int codes[2] = {0, 1};
-    gate started, proceed;
+    busy_pool b;
     ctx_init(&c);
-    gate_init(&started);
-    gate_init(&proceed);
-    cf_executor *ex = pool_new(1);
-    cf_future *blocker = submit_gated(ex, &started, &proceed, 0);
-    gate_wait(&started);
+    busy_pool_start(&b, 0);
     double t0 = test_now();
-    cf_map_iter *it = map_items(ex, &c, codes, 2, SHORT);
+    cf_map_iter *it = map_items(b.ex, &c, codes, 2, SHORT);
     expect_failure(it, CF_TIMEOUT);
     ASSERT_TRUE(test_now() - t0 >= SHORT);
     expect_stop(it);
-    gate_open(&proceed);
-    ASSERT_OK(cf_future_result(blocker, LONG, NULL));
-    ASSERT_OK(cf_executor_free(ex)); /* whatever was not cancelled runs */
+    gate_open(&b.proceed);
+    ASSERT_OK(cf_future_result(b.running, LONG, NULL));
+    ASSERT_OK(cf_executor_free(b.ex)); /* whatever was not cancelled runs */
     ASSERT_OK(cf_map_close(it));
     ASSERT_EQ(ctx_runs(&c, 0), 0);
     ASSERT_EQ(ctx_runs(&c, 1), 0);
-    ASSERT_OK(cf_future_release(blocker));
-    gate_destroy(&started);
-    gate_destroy(&proceed);
+    ASSERT_OK(cf_future_release(b.running));
+    busy_pool_destroy(&b);
     ctx_destroy(&c);
 }
 

@@ -135,22 +135,17 @@ TEST(shutdown_submit_after_shutdown_is_shutdown) {
 /* shutdown.submit-after-nowait-shutdown: after shutdown(wait=false), while
  * a call still runs, cf_submit returns CF_SHUTDOWN. */
 TEST(shutdown_submit_after_nowait_shutdown_is_shutdown) {
-    cf_executor *ex = pool_new(1);
-    gate started, proceed;
+    busy_pool b;
     cf_future *later = not_written;
-    gate_init(&started);
-    gate_init(&proceed);
-    cf_future *f = submit_gated(ex, &started, &proceed, 1);
-    gate_wait(&started);
-    ASSERT_OK(cf_executor_shutdown(ex, false, false));
-    ASSERT_STATUS(cf_submit(ex, task_return_arg, NULL, 0, &later),
+    busy_pool_start(&b, 1);
+    ASSERT_OK(cf_executor_shutdown(b.ex, false, false));
+    ASSERT_STATUS(cf_submit(b.ex, task_return_arg, NULL, 0, &later),
                   CF_SHUTDOWN);
     ASSERT_TRUE(later == not_written);
-    gate_open(&proceed);
-    check_int_and_release(f, 1);
-    ASSERT_OK(cf_executor_free(ex));
-    gate_destroy(&started);
-    gate_destroy(&proceed);
+    gate_open(&b.proceed);
+    check_int_and_release(b.running, 1);
+    ASSERT_OK(cf_executor_free(b.ex));
+    busy_pool_destroy(&b);
 }
 
 /* ---- wait / no wait ---------------------------------------------------- */
@@ -182,24 +177,19 @@ TEST(shutdown_wait_returns_after_every_pending_call) {
 /* shutdown.nowait-returns-at-once: shutdown(wait=false) returns while a call
  * runs and another is queued, cancels neither, and both still finish. */
 TEST(shutdown_nowait_returns_at_once_and_work_finishes) {
-    cf_executor *ex = pool_new(1);
-    gate started, proceed;
-    gate_init(&started);
-    gate_init(&proceed);
-    cf_future *running = submit_gated(ex, &started, &proceed, 1);
-    cf_future *queued = submit_gated(ex, NULL, &proceed, 2);
-    gate_wait(&started);
+    busy_pool b;
+    busy_pool_start(&b, 1);
+    cf_future *queued = submit_gated(b.ex, NULL, &b.proceed, 2);
     double t0 = test_now();
-    ASSERT_OK(cf_executor_shutdown(ex, false, false));
+    ASSERT_OK(cf_executor_shutdown(b.ex, false, false));
     ASSERT_TRUE(test_now() - t0 < LONG / 2);
-    check_running(running);
+    check_running(b.running);
     check_pending(queued);
-    gate_open(&proceed);
-    check_int_and_release(running, 1);
+    gate_open(&b.proceed);
+    check_int_and_release(b.running, 1);
     check_int_and_release(queued, 2);
-    ASSERT_OK(cf_executor_free(ex));
-    gate_destroy(&started);
-    gate_destroy(&proceed);
+    ASSERT_OK(cf_executor_free(b.ex));
+    busy_pool_destroy(&b);
 }
 
 /* ---- cancel_futures ---------------------------------------------------- */
@@ -208,61 +198,52 @@ TEST(shutdown_nowait_returns_at_once_and_work_finishes) {
  * every queued call, running their callbacks in the calling thread before it
  * returns; they never run, and the running call is untouched. */
 TEST(shutdown_cancel_futures_cancels_queued_calls) {
-    cf_executor *ex = pool_new(1);
-    gate started, proceed;
+    busy_pool b;
     run_count runs = RUN_COUNT_INIT;
     cf_value arg = cf_ptr(&runs);
     cf_future *queued[3];
     cb_log log;
-    gate_init(&started);
-    gate_init(&proceed);
     cb_log_init(&log);
-    cf_future *running = submit_gated(ex, &started, &proceed, 1);
+    busy_pool_start(&b, 1);
     for (int i = 0; i < 3; i++) {
-        ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &queued[i]));
+        ASSERT_OK(cf_submit(b.ex, task_count, &arg, 1, &queued[i]));
         ASSERT_OK(cf_future_add_done_callback(queued[i], cb_record, &log));
     }
-    gate_wait(&started);
-    ASSERT_OK(cf_executor_shutdown(ex, false, true));
+    ASSERT_OK(cf_executor_shutdown(b.ex, false, true));
     ASSERT_EQ(log.n, 3);
     for (int i = 0; i < 3; i++) {
         ASSERT_TRUE(pthread_equal(log.threads[i], pthread_self()));
         check_cancelled(queued[i]);
     }
-    check_running(running);
-    gate_open(&proceed);
-    check_int_and_release(running, 1);
-    ASSERT_OK(cf_executor_free(ex));
+    check_running(b.running);
+    gate_open(&b.proceed);
+    check_int_and_release(b.running, 1);
+    ASSERT_OK(cf_executor_free(b.ex));
     ASSERT_EQ(runs.n, 0);
     ASSERT_EQ(log.n, 3);
-    for (int i = 0; i < 3; i++)
-        ASSERT_OK(cf_future_release(queued[i]));
+    release_all(queued, 3);
     cb_log_destroy(&log);
-    gate_destroy(&started);
-    gate_destroy(&proceed);
+    busy_pool_destroy(&b);
 }
 
 /* shutdown.cancel-futures.running-finish: shutdown(wait, cancel_futures)
  * cancels the queued calls in its own thread at once, then returns only
  * after the running call has finished normally. */
 TEST(shutdown_cancel_futures_with_wait_lets_running_call_finish) {
-    cf_executor *ex = pool_new(1);
-    gate started, proceed;
+    busy_pool b;
     run_count runs = RUN_COUNT_INIT;
     cf_value arg = cf_ptr(&runs);
     cf_future *fs[3];
     cb_log log;
     shutter s = {.wait = true, .cancel_futures = true};
-    gate_init(&started);
-    gate_init(&proceed);
     cb_log_init(&log);
-    fs[0] = submit_gated(ex, &started, &proceed, 1);
+    busy_pool_start(&b, 1);
+    fs[0] = b.running;
     for (int i = 1; i < 3; i++) {
-        ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &fs[i]));
+        ASSERT_OK(cf_submit(b.ex, task_count, &arg, 1, &fs[i]));
         ASSERT_OK(cf_future_add_done_callback(fs[i], cb_record, &log));
     }
-    gate_wait(&started);
-    shutter_start(&s, ex, fs, 3);
+    shutter_start(&s, b.ex, fs, 3);
     cb_log_wait(&log, 2);
     for (int i = 1; i < 3; i++) {
         ASSERT_TRUE(pthread_equal(log.threads[i - 1], s.thread));
@@ -270,18 +251,16 @@ TEST(shutdown_cancel_futures_with_wait_lets_running_call_finish) {
     }
     shutter_check_blocked(&s);
     check_running(fs[0]);
-    gate_open(&proceed);
+    gate_open(&b.proceed);
     shutter_join(&s);
     ASSERT_OK(s.status);
     ASSERT_EQ(s.ndone_at_return, 3);
     check_int_and_release(fs[0], 1);
-    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_OK(cf_executor_free(b.ex));
     ASSERT_EQ(runs.n, 0);
-    for (int i = 1; i < 3; i++)
-        ASSERT_OK(cf_future_release(fs[i]));
+    release_all(fs + 1, 2);
     cb_log_destroy(&log);
-    gate_destroy(&started);
-    gate_destroy(&proceed);
+    busy_pool_destroy(&b);
 }
 
 /* ---- twice, and free --------------------------------------------------- */
@@ -301,27 +280,23 @@ TEST(shutdown_second_shutdown_is_harmless) {
 /* shutdown.second-shutdown-waits: a second shutdown with wait, after one
  * without, still waits for the pending calls. */
 TEST(shutdown_second_shutdown_with_wait_waits) {
-    cf_executor *ex = pool_new(1);
-    gate started, proceed;
+    busy_pool b;
     cf_future *fs[2];
     shutter s = {.wait = true};
-    gate_init(&started);
-    gate_init(&proceed);
-    fs[0] = submit_gated(ex, &started, &proceed, 1);
-    fs[1] = submit_gated(ex, NULL, &proceed, 2);
-    gate_wait(&started);
-    ASSERT_OK(cf_executor_shutdown(ex, false, false));
-    shutter_start(&s, ex, fs, 2);
+    busy_pool_start(&b, 1);
+    fs[0] = b.running;
+    fs[1] = submit_gated(b.ex, NULL, &b.proceed, 2);
+    ASSERT_OK(cf_executor_shutdown(b.ex, false, false));
+    shutter_start(&s, b.ex, fs, 2);
     shutter_check_blocked(&s);
-    gate_open(&proceed);
+    gate_open(&b.proceed);
     shutter_join(&s);
     ASSERT_OK(s.status);
     ASSERT_EQ(s.ndone_at_return, 2);
     check_int_and_release(fs[0], 1);
     check_int_and_release(fs[1], 2);
-    ASSERT_OK(cf_executor_free(ex));
-    gate_destroy(&started);
-    gate_destroy(&proceed);
+    ASSERT_OK(cf_executor_free(b.ex));
+    busy_pool_destroy(&b);
 }
 
 /* shutdown.free-waits: cf_executor_free without a prior shutdown waits for

@@ -300,29 +300,23 @@ TEST(wait_timeout_nan_is_einval) {
  * cancelled while queued in a pool is done for wait at once, before the pool
  * ever dequeues it. */
 TEST(wait_cancelled_queued_call_is_done_at_once) {
-    cf_executor *ex = pool_new(1);
-    gate started, proceed;
-    gate_init(&started);
-    gate_init(&proceed);
-    cf_future *busy = submit_gated(ex, &started, &proceed, 1);
-    cf_future *queued = submit_gated(ex, NULL, NULL, 2);
-    gate_wait(&started);
+    busy_pool b;
+    busy_pool_start(&b, 1);
+    cf_future *queued = submit_gated(b.ex, NULL, NULL, 2);
     ASSERT_TRUE(cf_future_cancel(queued));
     for (int m = 0; m < 3; m++) {
         outcome o = wait_for(&queued, 1, CF_FOREVER, all_modes[m]);
         check_outcome(o, &queued, 1, NONE, 0);
         ASSERT_TRUE(o.seconds < LONG / 2);
     }
-    cf_future *both[2] = {busy, queued};
+    cf_future *both[2] = {b.running, queued};
     outcome o = wait_for(both, 2, CF_FOREVER, CF_FIRST_COMPLETED);
-    check_outcome(o, &queued, 1, &busy, 1);
-    gate_open(&proceed);
-    ASSERT_OK(cf_future_result(busy, LONG, NULL));
-    ASSERT_OK(cf_future_release(busy));
-    ASSERT_OK(cf_future_release(queued));
-    ASSERT_OK(cf_executor_free(ex));
-    gate_destroy(&started);
-    gate_destroy(&proceed);
+    check_outcome(o, &queued, 1, &b.running, 1);
+    gate_open(&b.proceed);
+    ASSERT_OK(cf_future_result(b.running, LONG, NULL));
+    release_all(both, 2);
+    ASSERT_OK(cf_executor_free(b.ex));
+    busy_pool_destroy(&b);
 }
 
 /* wait.duplicates-counted-once: a future listed several times is counted
