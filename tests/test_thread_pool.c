@@ -258,6 +258,43 @@ static void log_capture(cf_log_level level, const char *message, void *ctx) {
 
 static cf_executor *const not_written = (cf_executor *)&logs;
 
+/* A pool broken by its failing initializer, with the log hook capturing:
+ * the n task_count calls submitted before the failure all gave
+ * CF_BROKEN. */
+typedef struct broken_pool {
+    gate go;
+    run_count runs;
+    cf_executor *ex;
+    cf_future *fs[3];
+    size_t n;
+} broken_pool;
+
+static void broken_pool_start(broken_pool *b, int max_workers, size_t n) {
+    cf_value arg = cf_ptr(&b->runs);
+    ASSERT_LE(n, 3);
+    b->n = n;
+    gate_init(&b->go);
+    ASSERT_EQ(pthread_mutex_init(&b->runs.lock, NULL), 0);
+    b->runs.n = 0;
+    ASSERT_OK(cf_set_log_hook(log_capture, NULL));
+    b->ex = failing_pool(max_workers, &b->go);
+    for (size_t i = 0; i < n; i++)
+        ASSERT_OK(cf_submit(b->ex, task_count, &arg, 1, &b->fs[i]));
+    gate_open(&b->go);
+    for (size_t i = 0; i < n; i++)
+        ASSERT_STATUS(cf_future_result(b->fs[i], LONG, NULL), CF_BROKEN);
+}
+
+/* Releases the calls and frees the pool; none of the calls ever ran. */
+static void broken_pool_free(broken_pool *b) {
+    release_all(b->fs, b->n);
+    ASSERT_OK(cf_executor_free(b->ex));
+    ASSERT_EQ(run_count_get(&b->runs), 0);
+    ASSERT_OK(cf_set_log_hook(NULL, NULL));
+    pthread_mutex_destroy(&b->runs.lock);
+    gate_destroy(&b->go);
+}
+
 /* ---- options and arguments --------------------------------------------- */
 
 /* thread-pool.options-init.defaults: options_init gives CF_DEFAULT_WORKERS,
@@ -581,68 +618,35 @@ TEST(thread_pool_initargs_are_copied) {
  * initializer failed, the thread pool is not usable anymore"), and never
  * runs. */
 TEST(thread_pool_failing_initializer_fails_queued_calls) {
-    gate go;
-    run_count runs = RUN_COUNT_INIT;
-    cf_value arg = cf_ptr(&runs);
-    cf_future *fs[3];
-    gate_init(&go);
-    ASSERT_OK(cf_set_log_hook(log_capture, NULL));
-    cf_executor *ex = failing_pool(2, &go);
+    broken_pool b;
+    broken_pool_start(&b, 2, 3);
     for (int i = 0; i < 3; i++)
-        ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &fs[i]));
-    gate_open(&go);
-    for (int i = 0; i < 3; i++) {
-        ASSERT_STATUS(cf_future_result(fs[i], LONG, NULL), CF_BROKEN);
-        check_raised(fs[i], CF_BROKEN, "BrokenThreadPool", BROKEN_MESSAGE);
-        ASSERT_OK(cf_future_release(fs[i]));
-    }
-    ASSERT_OK(cf_executor_free(ex));
-    ASSERT_EQ(runs.n, 0);
-    ASSERT_OK(cf_set_log_hook(NULL, NULL));
-    gate_destroy(&go);
+        check_raised(b.fs[i], CF_BROKEN, "BrokenThreadPool", BROKEN_MESSAGE);
+    broken_pool_free(&b);
 }
 
 /* thread-pool.initializer.failure-breaks-submit: once the initializer has
  * failed, cf_submit returns CF_BROKEN and schedules nothing. */
 TEST(thread_pool_submit_after_initializer_failure_is_broken) {
-    gate go;
-    cf_future *f = NULL, *later = (cf_future *)&go;
-    run_count runs = RUN_COUNT_INIT;
-    cf_value arg = cf_ptr(&runs);
-    gate_init(&go);
-    ASSERT_OK(cf_set_log_hook(log_capture, NULL));
-    cf_executor *ex = failing_pool(1, &go);
-    ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &f));
-    gate_open(&go);
-    ASSERT_STATUS(cf_future_result(f, LONG, NULL), CF_BROKEN);
-    ASSERT_STATUS(cf_submit(ex, task_count, &arg, 1, &later), CF_BROKEN);
-    ASSERT_TRUE(later == (cf_future *)&go);
-    ASSERT_OK(cf_future_release(f));
-    ASSERT_OK(cf_executor_free(ex));
-    ASSERT_EQ(runs.n, 0);
-    ASSERT_OK(cf_set_log_hook(NULL, NULL));
-    gate_destroy(&go);
+    broken_pool b;
+    cf_value arg = cf_ptr(&b.runs);
+    cf_future *later = (cf_future *)&b;
+    broken_pool_start(&b, 1, 1);
+    ASSERT_STATUS(cf_submit(b.ex, task_count, &arg, 1, &later), CF_BROKEN);
+    ASSERT_TRUE(later == (cf_future *)&b);
+    broken_pool_free(&b);
 }
 
 /* thread-pool.initializer.failure-logs-critical: a failing initializer is
  * logged once, at CF_LOG_CRITICAL, through the log hook. */
 TEST(thread_pool_failing_initializer_logs_critical) {
-    gate go;
-    cf_future *f = NULL;
-    gate_init(&go);
-    ASSERT_OK(cf_set_log_hook(log_capture, NULL));
-    cf_executor *ex = failing_pool(1, &go);
-    ASSERT_OK(cf_submit(ex, task_return_arg, NULL, 0, &f));
-    gate_open(&go);
-    ASSERT_STATUS(cf_future_result(f, LONG, NULL), CF_BROKEN);
-    ASSERT_OK(cf_executor_shutdown(ex, true, false));
+    broken_pool b;
+    broken_pool_start(&b, 1, 1);
+    ASSERT_OK(cf_executor_shutdown(b.ex, true, false));
     pthread_mutex_lock(&logs.lock);
     ASSERT_EQ(logs.critical, 1);
     ASSERT_EQ(logs.error, 0);
     ASSERT_TRUE(logs.last[0] != '\0');
     pthread_mutex_unlock(&logs.lock);
-    ASSERT_OK(cf_future_release(f));
-    ASSERT_OK(cf_executor_free(ex));
-    ASSERT_OK(cf_set_log_hook(NULL, NULL));
-    gate_destroy(&go);
+    broken_pool_free(&b);
 }
