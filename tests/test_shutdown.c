@@ -117,6 +117,33 @@ static void shutter_join(shutter *s) {
     gate_destroy(&s->returned);
 }
 
+/* Submits n calls held by one gate to a pool of max_workers, makes the
+ * shutter's call (shutdown with wait, or free), checks that it blocks until
+ * the gate opens and that every call had finished, with its value, when it
+ * returned. */
+static void check_call_waits_for_pending(shutter *s, int max_workers, int n) {
+    cf_executor *ex = pool_new(max_workers);
+    gate proceed;
+    cf_future *fs[4];
+    ASSERT_LE(n, 4);
+    gate_init(&proceed);
+    for (int i = 0; i < n; i++)
+        fs[i] = submit_gated(ex, NULL, &proceed, i);
+    shutter_start(s, ex, fs, (size_t)n);
+    shutter_check_blocked(s);
+    for (int i = 0; i < n; i++)
+        ASSERT_FALSE(cf_future_done(fs[i]));
+    gate_open(&proceed);
+    shutter_join(s);
+    ASSERT_OK(s->status);
+    ASSERT_EQ(s->ndone_at_return, n);
+    for (int i = 0; i < n; i++)
+        check_int_and_release(fs[i], i);
+    if (!s->use_free)
+        ASSERT_OK(cf_executor_free(ex));
+    gate_destroy(&proceed);
+}
+
 static cf_future *const not_written = (cf_future *)&not_written;
 
 /* ---- submit after shutdown --------------------------------------------- */
@@ -153,25 +180,8 @@ TEST(shutdown_submit_after_nowait_shutdown_is_shutdown) {
 /* shutdown.wait-blocks-until-done: shutdown(wait=true) returns only after
  * every pending future, running or queued, is done. */
 TEST(shutdown_wait_returns_after_every_pending_call) {
-    cf_executor *ex = pool_new(2);
-    gate proceed;
-    cf_future *fs[4];
     shutter s = {.wait = true};
-    gate_init(&proceed);
-    for (int i = 0; i < 4; i++)
-        fs[i] = submit_gated(ex, NULL, &proceed, i);
-    shutter_start(&s, ex, fs, 4);
-    shutter_check_blocked(&s);
-    for (int i = 0; i < 4; i++)
-        ASSERT_FALSE(cf_future_done(fs[i]));
-    gate_open(&proceed);
-    shutter_join(&s);
-    ASSERT_OK(s.status);
-    ASSERT_EQ(s.ndone_at_return, 4);
-    for (int i = 0; i < 4; i++)
-        check_int_and_release(fs[i], i);
-    ASSERT_OK(cf_executor_free(ex));
-    gate_destroy(&proceed);
+    check_call_waits_for_pending(&s, 2, 4);
 }
 
 /* shutdown.nowait-returns-at-once: shutdown(wait=false) returns while a call
@@ -302,22 +312,8 @@ TEST(shutdown_second_shutdown_with_wait_waits) {
 /* shutdown.free-waits: cf_executor_free without a prior shutdown waits for
  * every pending call, and the futures stay valid afterwards. */
 TEST(shutdown_free_waits_for_pending_calls) {
-    cf_executor *ex = pool_new(1);
-    gate proceed;
-    cf_future *fs[3];
     shutter s = {.use_free = true};
-    gate_init(&proceed);
-    for (int i = 0; i < 3; i++)
-        fs[i] = submit_gated(ex, NULL, &proceed, i);
-    shutter_start(&s, ex, fs, 3);
-    shutter_check_blocked(&s);
-    gate_open(&proceed);
-    shutter_join(&s);
-    ASSERT_OK(s.status);
-    ASSERT_EQ(s.ndone_at_return, 3);
-    for (int i = 0; i < 3; i++)
-        check_int_and_release(fs[i], i);
-    gate_destroy(&proceed);
+    check_call_waits_for_pending(&s, 1, 3);
 }
 
 /* ---- process exit ------------------------------------------------------ */
