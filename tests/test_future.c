@@ -87,6 +87,19 @@ static void assert_still_waiting_(const char *file, int line, waiter *w) {
 }
 #define assert_still_waiting(w) assert_still_waiting_(__FILE__, __LINE__, w)
 
+/* Starts a waiter on f and checks it is still waiting after SHORT; gives the
+ * time to measure its wake-up from, taken just before the test completes
+ * f. */
+static double waiter_blocked_(const char *file, int line, waiter *w,
+                              cf_future *f, double timeout,
+                              bool use_exception) {
+    waiter_start(w, f, timeout, use_exception);
+    assert_still_waiting_(file, line, w);
+    return test_now();
+}
+#define waiter_blocked(w, f, timeout, use_exception)                          \
+    waiter_blocked_(__FILE__, __LINE__, w, f, timeout, use_exception)
+
 /* Waits (at most LONG) for the waiter to return, joins it, and checks it
  * returned within LONG/2 of `since`. */
 static void waiter_finish_(const char *file, int line, waiter *w,
@@ -567,9 +580,7 @@ TEST(future_result_huge_timeout_on_pending_waits) {
     cf_future *f = pending_future();
     waiter w;
     cf_value v = cf_int(77);
-    waiter_start(&w, f, 1e300, false);
-    assert_still_waiting(&w);
-    double t = test_now();
+    double t = waiter_blocked(&w, f, 1e300, false);
     ASSERT_OK(cf_future_set_result(f, &v));
     waiter_finish(&w, t);
     ASSERT_OK(w.status);
@@ -587,9 +598,7 @@ TEST(future_result_forever_woken_by_set_result) {
     waiter w;
     cf_value v = cf_none();
     ASSERT_OK(cf_value_str(&v, "woken"));
-    waiter_start(&w, f, CF_FOREVER, false);
-    assert_still_waiting(&w);
-    double t = test_now();
+    double t = waiter_blocked(&w, f, CF_FOREVER, false);
     ASSERT_OK(cf_future_set_result(f, &v));
     waiter_finish(&w, t);
     ASSERT_OK(w.status);
@@ -606,9 +615,7 @@ TEST(future_result_timed_woken_by_set_result) {
     cf_future *f = running_future();
     waiter w;
     cf_value v = cf_int(-1);
-    waiter_start(&w, f, LONG, false);
-    assert_still_waiting(&w);
-    double t = test_now();
+    double t = waiter_blocked(&w, f, LONG, false);
     ASSERT_OK(cf_future_set_result(f, &v));
     waiter_finish(&w, t);
     ASSERT_OK(w.status);
@@ -622,9 +629,7 @@ TEST(future_result_timed_woken_by_set_result) {
 TEST(future_result_forever_woken_by_set_exception) {
     cf_future *f = pending_future();
     waiter w;
-    waiter_start(&w, f, CF_FOREVER, false);
-    assert_still_waiting(&w);
-    double t = test_now();
+    double t = waiter_blocked(&w, f, CF_FOREVER, false);
     ASSERT_OK(cf_future_set_exception(f, "TypeError", "nope"));
     waiter_finish(&w, t);
     ASSERT_STATUS(w.status, CF_RAISED);
@@ -639,9 +644,7 @@ TEST(future_result_forever_woken_by_set_exception) {
 TEST(future_result_forever_woken_by_cancel) {
     cf_future *f = pending_future();
     waiter w;
-    waiter_start(&w, f, CF_FOREVER, false);
-    assert_still_waiting(&w);
-    double t = test_now();
+    double t = waiter_blocked(&w, f, CF_FOREVER, false);
     ASSERT_TRUE(cf_future_cancel(f));
     waiter_finish(&w, t);
     ASSERT_STATUS(w.status, CF_CANCELLED);
@@ -813,9 +816,7 @@ TEST(future_exception_cancelled_returns_cancelled) {
 TEST(future_exception_forever_woken_by_set_exception) {
     cf_future *f = pending_future();
     waiter w;
-    waiter_start(&w, f, CF_FOREVER, true);
-    assert_still_waiting(&w);
-    double t = test_now();
+    double t = waiter_blocked(&w, f, CF_FOREVER, true);
     ASSERT_OK(cf_future_set_exception(f, "IndexError", "out of range"));
     waiter_finish(&w, t);
     ASSERT_OK(w.status);
@@ -832,9 +833,7 @@ TEST(future_exception_forever_woken_by_set_result) {
     cf_future *f = pending_future();
     waiter w;
     cf_value v = cf_int(0);
-    waiter_start(&w, f, CF_FOREVER, true);
-    assert_still_waiting(&w);
-    double t = test_now();
+    double t = waiter_blocked(&w, f, CF_FOREVER, true);
     ASSERT_OK(cf_future_set_result(f, &v));
     waiter_finish(&w, t);
     ASSERT_OK(w.status);
