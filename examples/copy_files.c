@@ -24,6 +24,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "cfutures.h"
+#include "common.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,8 +35,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define PATH_SIZE 4096
 
 /* A source file: its name, permission bits and contents, made by
  * make_contents(). */
@@ -63,36 +62,6 @@ static const struct {
 #define NCOPIES (sizeof COPIES / sizeof COPIES[0])
 
 /* ---- The task: shutil.copy(src, dst) ------------------------------------ */
-
-/* The OSError subclass Python raises for errno err. */
-static const char *oserror_type(int err) {
-    switch (err) {
-    case ENOENT:
-        return "FileNotFoundError";
-    case EEXIST:
-        return "FileExistsError";
-    case EACCES:
-    case EPERM:
-        return "PermissionError";
-    case EISDIR:
-        return "IsADirectoryError";
-    case ENOTDIR:
-        return "NotADirectoryError";
-    default:
-        return "OSError";
-    }
-}
-
-/* Raises what Python raises for a failed system call on path:
- * FileNotFoundError("[Errno 2] No such file or directory: 'src1.txt'"). */
-static void raise_oserror(cf_call *call, int err, const cf_value *path) {
-    char reason[128], name[PATH_SIZE + 8];
-
-    if (strerror_r(err, reason, sizeof reason) != 0)
-        snprintf(reason, sizeof reason, "Unknown error %d", err);
-    cf_value_repr(path, name, sizeof name);
-    cf_raise(call, oserror_type(err), "[Errno %d] %s: %s", err, reason, name);
-}
 
 /* Writes all len octets of data to fd. Returns 0 or an errno value. */
 static int write_all(int fd, const unsigned char *data, size_t len) {
@@ -178,7 +147,7 @@ out_close_in:
     if (in >= 0)
         close(in);
     if (err != 0) {
-        raise_oserror(call, err, failed);
+        example_raise_oserror(call, err, failed);
         return;
     }
     if (cf_value_copy(&dest, dst) == CF_OK)
@@ -217,17 +186,6 @@ static void free_contents(void) {
     }
 }
 
-/* dir/name into out. Returns false (and says so) if it does not fit. */
-static bool join(char *out, const char *dir, const char *name) {
-    int n = snprintf(out, PATH_SIZE, "%s/%s", dir, name);
-
-    if (n < 0 || n >= PATH_SIZE) {
-        fprintf(stderr, "path too long: %s/%s\n", dir, name);
-        return false;
-    }
-    return true;
-}
-
 /* Writes data to path with the given permission bits. */
 static bool write_file(const char *path, const unsigned char *data, size_t len,
                        mode_t mode) {
@@ -251,10 +209,10 @@ static bool write_file(const char *path, const unsigned char *data, size_t len,
 }
 
 static bool write_sources(const char *dir) {
-    char path[PATH_SIZE];
+    char path[EXAMPLE_PATH_SIZE];
 
     for (size_t i = 0; i < NSOURCES; i++) {
-        if (!join(path, dir, SOURCES[i].name) ||
+        if (!example_join(path, dir, SOURCES[i].name) ||
             !write_file(path, SOURCES[i].data, SOURCES[i].len,
                         SOURCES[i].mode))
             return false;
@@ -266,13 +224,13 @@ static bool write_sources(const char *dir) {
  * Stops at the first failure; futures[] gets what was submitted. */
 static bool submit_copies(cf_executor *e, const char *dir,
                           cf_future *futures[NCOPIES]) {
-    char src[PATH_SIZE], dest[PATH_SIZE];
+    char src[EXAMPLE_PATH_SIZE], dest[EXAMPLE_PATH_SIZE];
     cf_value args[2] = {cf_none(), cf_none()};
     cf_status st = CF_OK;
 
     for (size_t i = 0; i < NCOPIES && st == CF_OK; i++) {
-        if (!join(src, dir, SOURCES[COPIES[i].source].name) ||
-            !join(dest, dir, COPIES[i].dest))
+        if (!example_join(src, dir, SOURCES[COPIES[i].source].name) ||
+            !example_join(dest, dir, COPIES[i].dest))
             return false;
         st = cf_value_str(&args[0], src);
         if (st == CF_OK)
@@ -282,15 +240,13 @@ static bool submit_copies(cf_executor *e, const char *dir,
         cf_value_free(&args[0]);
         cf_value_free(&args[1]);
     }
-    if (st != CF_OK)
-        fprintf(stderr, "submitting a copy: %s\n", cf_status_name(st));
-    return st == CF_OK;
+    return example_ok(st, "submitting a copy");
 }
 
 /* The future of copy i returned dir/dest, as shutil.copy returns dst. It is
  * done already: the with block waited. */
 static bool check_future(cf_future *future, const char *dir, size_t i) {
-    char dest[PATH_SIZE];
+    char dest[EXAMPLE_PATH_SIZE];
     const cf_error *error = NULL;
     cf_value result = cf_none();
     cf_status st;
@@ -309,8 +265,8 @@ static bool check_future(cf_future *future, const char *dir, size_t i) {
                 cf_error_message(error));
         return false;
     }
-    ok = join(dest, dir, COPIES[i].dest) && result.type == CF_TYPE_STR &&
-         strcmp(result.as.buf.data, dest) == 0;
+    ok = example_join(dest, dir, COPIES[i].dest) &&
+         result.type == CF_TYPE_STR && strcmp(result.as.buf.data, dest) == 0;
     if (!ok)
         fprintf(stderr, "copy to %s did not return its path\n",
                 COPIES[i].dest);
@@ -343,10 +299,10 @@ static bool same_bytes(const char *path, const unsigned char *want,
 /* Copy i's destination holds its source's bytes and permission bits. */
 static bool check_copy(const char *dir, size_t i) {
     const struct source *src = &SOURCES[COPIES[i].source];
-    char dest[PATH_SIZE];
+    char dest[EXAMPLE_PATH_SIZE];
     struct stat st;
 
-    if (!join(dest, dir, COPIES[i].dest))
+    if (!example_join(dest, dir, COPIES[i].dest))
         return false;
     if (stat(dest, &st) != 0) {
         perror(dest);
@@ -374,16 +330,12 @@ static bool run_copies(const char *dir) {
     cf_thread_pool_options_init(&options);
     options.max_workers = 4;
     st = cf_thread_pool_new(&options, &e);
-    if (st != CF_OK) {
-        fprintf(stderr, "cf_thread_pool_new: %s\n", cf_status_name(st));
+    if (!example_ok(st, "cf_thread_pool_new"))
         return false;
-    }
     ok = submit_copies(e, dir, futures);
     st = cf_executor_free(e); /* the end of the with block: waits */
-    if (st != CF_OK) {
-        fprintf(stderr, "cf_executor_free: %s\n", cf_status_name(st));
+    if (!example_ok(st, "cf_executor_free"))
         ok = false;
-    }
     for (size_t i = 0; i < NCOPIES && futures[i] != NULL; i++) {
         ok = check_future(futures[i], dir, i) && ok;
         cf_future_release(futures[i]);
@@ -393,42 +345,12 @@ static bool run_copies(const char *dir) {
     return ok;
 }
 
-/* Removes every file the program may have made, then the folder. */
-static bool remove_folder(const char *dir) {
-    char path[PATH_SIZE];
-    bool ok = true;
-
-    for (size_t i = 0; i < NSOURCES + NCOPIES; i++) {
-        const char *name =
-            i < NSOURCES ? SOURCES[i].name : COPIES[i - NSOURCES].dest;
-
-        if (!join(path, dir, name))
-            return false;
-        if (unlink(path) != 0 && errno != ENOENT) {
-            perror(path);
-            ok = false;
-        }
-    }
-    if (rmdir(dir) != 0) {
-        perror(dir);
-        ok = false;
-    }
-    return ok;
-}
-
 static int run(void) {
-    const char *tmp = getenv("TMPDIR");
-    char dir[PATH_SIZE];
+    char dir[EXAMPLE_PATH_SIZE];
     bool ok = false;
 
-    if (tmp == NULL || tmp[0] == '\0')
-        tmp = "/tmp";
-    if (!join(dir, tmp, "cfutures-copy_files-XXXXXX"))
+    if (!example_make_folder(dir, "copy_files"))
         return EXIT_FAILURE;
-    if (mkdtemp(dir) == NULL) {
-        perror(dir);
-        return EXIT_FAILURE;
-    }
     if (!make_contents()) {
         fprintf(stderr, "out of memory\n");
         goto out_free_contents;
@@ -439,34 +361,20 @@ static int run(void) {
 
 out_free_contents:
     free_contents();
-    if (!remove_folder(dir))
+    if (!example_remove_folder(dir))
         ok = false;
     return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
-static void usage(FILE *to, const char *argv0) {
-    fprintf(to,
-            "usage: %s [--help]\n"
-            "\n"
-            "The shutil.copy example of Python's concurrent.futures\n"
-            "documentation: four copies submitted inside `with\n"
-            "ThreadPoolExecutor(max_workers=4) as e:`. Makes src1.txt,\n"
-            "src2.txt and src3.txt in a private folder under $TMPDIR (or\n"
-            "/tmp), copies them to dest1.txt .. dest4.txt, checks each copy\n"
-            "byte for byte, and removes the folder. Exits 1 if a copy is\n"
-            "wrong.\n",
-            argv0);
-}
-
 int main(int argc, char **argv) {
-    if (argc == 2 &&
-        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        usage(stdout, argv[0]);
-        return EXIT_SUCCESS;
-    }
-    if (argc != 1) {
-        usage(stderr, argv[0]);
-        return 2;
-    }
-    return run();
+    return example_main(
+        argc, argv,
+        "The shutil.copy example of Python's concurrent.futures\n"
+        "documentation: four copies submitted inside `with\n"
+        "ThreadPoolExecutor(max_workers=4) as e:`. Makes src1.txt,\n"
+        "src2.txt and src3.txt in a private folder under $TMPDIR (or\n"
+        "/tmp), copies them to dest1.txt .. dest4.txt, checks each copy\n"
+        "byte for byte, and removes the folder. Exits 1 if a copy is\n"
+        "wrong.\n",
+        run);
 }

@@ -47,6 +47,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "cfutures.h"
+#include "common.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -278,9 +279,8 @@ static int failures;
 
 /* A call that must succeed; says what failed otherwise. */
 static bool ok(cf_status st, const char *what) {
-    if (st == CF_OK)
+    if (example_ok(st, what))
         return true;
-    fprintf(stderr, "%s: %s\n", what, cf_status_name(st));
     failures++;
     return false;
 }
@@ -533,29 +533,15 @@ out_free_inline:
     return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
-static void usage(FILE *to, const char *argv0) {
-    fprintf(to,
-            "usage: %s [--help]\n"
-            "\n"
-            "A third executor written against cf_executor_ops: it runs each\n"
-            "call in the caller's thread, inside submit. Shows that submit,\n"
-            "map, wait and as_completed work on it as on a thread pool; that\n"
-            "its futures are done as soon as submit returns; and that the\n"
-            "docs' deadlock example (a task that submits to its own executor\n"
-            "and waits) does not deadlock on it, while it does on a thread\n"
-            "pool with one worker. Exits 1 if a check fails.\n",
-            argv0);
-}
-
 int main(int argc, char **argv) {
-    if (argc == 2 &&
-        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        usage(stdout, argv[0]);
-        return EXIT_SUCCESS;
-    }
-    if (argc != 1) {
-        usage(stderr, argv[0]);
-        return 2;
-    }
-    return run();
+    return example_main(
+        argc, argv,
+        "A third executor written against cf_executor_ops: it runs each\n"
+        "call in the caller's thread, inside submit. Shows that submit,\n"
+        "map, wait and as_completed work on it as on a thread pool; that\n"
+        "its futures are done as soon as submit returns; and that the\n"
+        "docs' deadlock example (a task that submits to its own executor\n"
+        "and waits) does not deadlock on it, while it does on a thread\n"
+        "pool with one worker. Exits 1 if a check fails.\n",
+        run);
 }

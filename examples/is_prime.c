@@ -18,6 +18,7 @@
  * The program checks its own results and exits non-zero if one is wrong.
  */
 #include "cfutures.h"
+#include "common.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -34,11 +35,6 @@ static const int64_t PRIMES[] = {
 
 /* What Python prints for each number (python3 runs the docs' code). */
 static const bool EXPECTED[NPRIMES] = {true, true, true, true, true, false};
-
-/* The command line; a later change adds `bool process` here. */
-struct options {
-    bool help;
-};
 
 /*
  * The docs' is_prime(n), as a task function: one int argument, returns a
@@ -72,11 +68,10 @@ static void is_prime(cf_call *call) {
  * ProcessPoolExecutor() (as many workers as CPUs); until cfutures has a
  * process pool this is a thread pool with Python's default size.
  */
-static cf_status make_executor(const struct options *opt, cf_executor **out) {
+static cf_status make_executor(cf_executor **out) {
     cf_thread_pool_options pool;
     cf_status st;
 
-    (void)opt;
     st = cf_thread_pool_options_init(&pool);
     if (st != CF_OK)
         return st;
@@ -140,7 +135,7 @@ static bool print_map(cf_map_iter *it) {
 }
 
 /* The body of main(): the `with` block. */
-static int run(const struct options *opt) {
+static int run(void) {
     cf_value args[NPRIMES];
     cf_executor *executor;
     cf_map_iter *it;
@@ -150,56 +145,29 @@ static int run(const struct options *opt) {
     for (size_t i = 0; i < NPRIMES; i++)
         args[i] = cf_int(PRIMES[i]);
 
-    st = make_executor(opt, &executor);
-    if (st != CF_OK) {
-        fprintf(stderr, "cannot make the executor: %s\n", cf_status_name(st));
+    st = make_executor(&executor);
+    if (!example_ok(st, "cannot make the executor"))
         return EXIT_FAILURE;
-    }
     st = cf_map(executor, is_prime, args, NPRIMES, 1, CF_FOREVER, 1, &it);
-    if (st != CF_OK) {
-        fprintf(stderr, "cf_map: %s\n", cf_status_name(st));
+    if (!example_ok(st, "cf_map"))
         goto out_free_executor;
-    }
     if (print_map(it))
         rc = EXIT_SUCCESS;
 
     cf_map_close(it);
 out_free_executor:
-    st = cf_executor_free(executor);
-    if (st != CF_OK) {
-        fprintf(stderr, "cf_executor_free: %s\n", cf_status_name(st));
+    if (!example_ok(cf_executor_free(executor), "cf_executor_free"))
         rc = EXIT_FAILURE;
-    }
     return rc;
 }
 
-static void usage(FILE *to, const char *argv0) {
-    fprintf(to,
-            "usage: %s [--help]\n"
-            "\n"
-            "The ProcessPoolExecutor example of Python's concurrent.futures\n"
-            "documentation: is_prime() over six large numbers with\n"
-            "Executor.map, printing '<n> is prime: True/False' in input\n"
-            "order. Runs on a thread pool of the default size; exits 1 if a\n"
-            "result differs from Python's.\n",
-            argv0);
-}
-
 int main(int argc, char **argv) {
-    struct options opt = {.help = false};
-
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            opt.help = true;
-        } else {
-            fprintf(stderr, "%s: unknown argument '%s'\n", argv[0], argv[i]);
-            usage(stderr, argv[0]);
-            return 2;
-        }
-    }
-    if (opt.help) {
-        usage(stdout, argv[0]);
-        return EXIT_SUCCESS;
-    }
-    return run(&opt);
+    return example_main(
+        argc, argv,
+        "The ProcessPoolExecutor example of Python's concurrent.futures\n"
+        "documentation: is_prime() over six large numbers with\n"
+        "Executor.map, printing '<n> is prime: True/False' in input\n"
+        "order. Runs on a thread pool of the default size; exits 1 if a\n"
+        "result differs from Python's.\n",
+        run);
 }

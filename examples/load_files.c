@@ -36,6 +36,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "cfutures.h"
+#include "common.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,8 +47,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PATH_SIZE 4096
-#define REPR_SIZE (PATH_SIZE + 8)
+#define REPR_SIZE (EXAMPLE_PATH_SIZE + 8)
 
 /* The URLs, as files: name and size; size -1 means the file is not made. */
 static const struct page {
@@ -69,34 +69,6 @@ struct tally {
 };
 
 /* ---- The task: load_url(url, timeout) ----------------------------------- */
-
-/* The OSError subclass Python raises for errno err. */
-static const char *oserror_type(int err) {
-    switch (err) {
-    case ENOENT:
-        return "FileNotFoundError";
-    case EACCES:
-    case EPERM:
-        return "PermissionError";
-    case EISDIR:
-        return "IsADirectoryError";
-    case ENOTDIR:
-        return "NotADirectoryError";
-    default:
-        return "OSError";
-    }
-}
-
-/* Raises what Python's open() raises for errno err on path:
- * FileNotFoundError("[Errno 2] No such file or directory: '/tmp/...'"). */
-static void raise_oserror(cf_call *call, int err, const cf_value *path) {
-    char reason[128], name[REPR_SIZE];
-
-    if (strerror_r(err, reason, sizeof reason) != 0)
-        snprintf(reason, sizeof reason, "Unknown error %d", err);
-    cf_value_repr(path, name, sizeof name);
-    cf_raise(call, oserror_type(err), "[Errno %d] %s: %s", err, reason, name);
-}
 
 /* Reads fd to its end into *data (malloc'd) and *len. Returns 0 or an
  * errno value. */
@@ -148,13 +120,13 @@ static void load_url(cf_call *call) {
     }
     fd = open(url->as.buf.data, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        raise_oserror(call, errno, url);
+        example_raise_oserror(call, errno, url);
         return;
     }
     err = read_all(fd, &data, &len);
     close(fd);
     if (err != 0) {
-        raise_oserror(call, err, url);
+        example_raise_oserror(call, err, url);
         return;
     }
     if (cf_value_bytes(&page, data, len) == CF_OK)
@@ -165,17 +137,6 @@ static void load_url(cf_call *call) {
 }
 
 /* ---- The program around it --------------------------------------------- */
-
-/* dir/name into out (PATH_SIZE octets). Returns false if it does not fit. */
-static bool join(char *out, const char *dir, const char *name) {
-    int n = snprintf(out, PATH_SIZE, "%s/%s", dir, name);
-
-    if (n < 0 || n >= PATH_SIZE) {
-        fprintf(stderr, "path too long: %s/%s\n", dir, name);
-        return false;
-    }
-    return true;
-}
 
 /* Makes a page of size octets of HTML-ish text at path. */
 static bool write_page(const char *path, long size) {
@@ -198,12 +159,12 @@ static bool write_page(const char *path, long size) {
 
 /* Makes every page that should exist. */
 static bool write_pages(const char *dir) {
-    char path[PATH_SIZE];
+    char path[EXAMPLE_PATH_SIZE];
 
     for (size_t i = 0; i < NPAGES; i++) {
         if (PAGES[i].size < 0)
             continue;
-        if (!join(path, dir, PAGES[i].name) ||
+        if (!example_join(path, dir, PAGES[i].name) ||
             !write_page(path, PAGES[i].size))
             return false;
     }
@@ -282,10 +243,8 @@ static bool print_as_completed(cf_future *const futures[NPAGES],
     size_t i;
 
     st = cf_as_completed_new(futures, NPAGES, CF_FOREVER, &it);
-    if (st != CF_OK) {
-        fprintf(stderr, "cf_as_completed_new: %s\n", cf_status_name(st));
+    if (!example_ok(st, "cf_as_completed_new"))
         return false;
-    }
     while ((st = cf_as_completed_next(it, &future, NULL)) == CF_OK) {
         i = url_of(futures, future);
         if (i < NPAGES)
@@ -316,17 +275,14 @@ static bool run_with_block(const cf_value urls[NPAGES], struct tally *tally) {
     cf_thread_pool_options_init(&options);
     options.max_workers = 5;
     st = cf_thread_pool_new(&options, &executor);
-    if (st != CF_OK) {
-        fprintf(stderr, "cf_thread_pool_new: %s\n", cf_status_name(st));
+    if (!example_ok(st, "cf_thread_pool_new"))
         return false;
-    }
     for (n = 0; n < NPAGES && st == CF_OK; n++) {
         args[0] = urls[n]; /* borrowed: cf_submit copies */
         args[1] = cf_int(60);
         st = cf_submit(executor, load_url, args, 2, &futures[n]);
     }
-    if (st != CF_OK) {
-        fprintf(stderr, "cf_submit: %s\n", cf_status_name(st));
+    if (!example_ok(st, "cf_submit")) {
         n--;
         goto out_free_executor;
     }
@@ -334,10 +290,8 @@ static bool run_with_block(const cf_value urls[NPAGES], struct tally *tally) {
 
 out_free_executor:
     st = cf_executor_free(executor);
-    if (st != CF_OK) {
-        fprintf(stderr, "cf_executor_free: %s\n", cf_status_name(st));
+    if (!example_ok(st, "cf_executor_free"))
         ok = false;
-    }
     for (size_t i = 0; i < n; i++)
         cf_future_release(futures[i]);
     return ok;
@@ -345,34 +299,14 @@ out_free_executor:
 
 /* Makes the five URL values, dir/<page name> each. */
 static bool make_urls(const char *dir, cf_value urls[NPAGES]) {
-    char path[PATH_SIZE];
+    char path[EXAMPLE_PATH_SIZE];
 
     for (size_t i = 0; i < NPAGES; i++) {
-        if (!join(path, dir, PAGES[i].name) ||
+        if (!example_join(path, dir, PAGES[i].name) ||
             cf_value_str(&urls[i], path) != CF_OK)
             return false;
     }
     return true;
-}
-
-/* Removes the pages made, then the folder. */
-static bool remove_folder(const char *dir) {
-    char path[PATH_SIZE];
-    bool ok = true;
-
-    for (size_t i = 0; i < NPAGES; i++) {
-        if (!join(path, dir, PAGES[i].name))
-            return false;
-        if (unlink(path) != 0 && errno != ENOENT) {
-            perror(path);
-            ok = false;
-        }
-    }
-    if (rmdir(dir) != 0) {
-        perror(dir);
-        ok = false;
-    }
-    return ok;
 }
 
 /* Exactly one exception (the missing file) and four right sizes. */
@@ -389,22 +323,15 @@ static bool check_tally(const struct tally *t) {
 }
 
 static int run(void) {
-    const char *tmp = getenv("TMPDIR");
     struct tally tally = {0, 0, 0, 0};
     cf_value urls[NPAGES];
-    char dir[PATH_SIZE];
+    char dir[EXAMPLE_PATH_SIZE];
     bool ok = false;
 
     for (size_t i = 0; i < NPAGES; i++)
         urls[i] = cf_none();
-    if (tmp == NULL || tmp[0] == '\0')
-        tmp = "/tmp";
-    if (!join(dir, tmp, "cfutures-load_files-XXXXXX"))
+    if (!example_make_folder(dir, "load_files"))
         return EXIT_FAILURE;
-    if (mkdtemp(dir) == NULL) {
-        perror(dir);
-        return EXIT_FAILURE;
-    }
     if (!write_pages(dir) || !make_urls(dir, urls))
         goto out_free_urls;
     ok = run_with_block(urls, &tally) && check_tally(&tally);
@@ -412,34 +339,20 @@ static int run(void) {
 out_free_urls:
     for (size_t i = 0; i < NPAGES; i++)
         cf_value_free(&urls[i]);
-    if (!remove_folder(dir))
+    if (!example_remove_folder(dir))
         ok = false;
     return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
-static void usage(FILE *to, const char *argv0) {
-    fprintf(to,
-            "usage: %s [--help]\n"
-            "\n"
-            "The load_url example of Python's concurrent.futures\n"
-            "documentation, reading local files instead of web pages: five\n"
-            "loads on a ThreadPoolExecutor(max_workers=5), results printed\n"
-            "with as_completed as they finish. The files live in a private\n"
-            "folder under $TMPDIR (or /tmp), removed at the end; the fifth\n"
-            "is missing and raises FileNotFoundError. Exits 1 unless exactly\n"
-            "that one exception and the four right sizes are printed.\n",
-            argv0);
-}
-
 int main(int argc, char **argv) {
-    if (argc == 2 &&
-        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        usage(stdout, argv[0]);
-        return EXIT_SUCCESS;
-    }
-    if (argc != 1) {
-        usage(stderr, argv[0]);
-        return 2;
-    }
-    return run();
+    return example_main(
+        argc, argv,
+        "The load_url example of Python's concurrent.futures\n"
+        "documentation, reading local files instead of web pages: five\n"
+        "loads on a ThreadPoolExecutor(max_workers=5), results printed\n"
+        "with as_completed as they finish. The files live in a private\n"
+        "folder under $TMPDIR (or /tmp), removed at the end; the fifth\n"
+        "is missing and raises FileNotFoundError. Exits 1 unless exactly\n"
+        "that one exception and the four right sizes are printed.\n",
+        run);
 }

@@ -25,6 +25,7 @@
  * differs.
  */
 #include "cfutures.h"
+#include "common.h"
 
 #include <inttypes.h>
 #include <stdbool.h>
@@ -141,10 +142,8 @@ static int run(void) {
     cf_thread_pool_options_init(&pool);
     pool.max_workers = 1;
     st = cf_thread_pool_new(&pool, &executor);
-    if (st != CF_OK) {
-        fprintf(stderr, "cf_thread_pool_new: %s\n", cf_status_name(st));
+    if (!example_ok(st, "cf_thread_pool_new"))
         return EXIT_FAILURE;
-    }
     st = submit_pow(executor, 1000000007, &good);
     if (st != CF_OK)
         goto out_free_executor;
@@ -159,38 +158,19 @@ static int run(void) {
 out_release_good:
     cf_future_release(good);
 out_free_executor:
-    if (st != CF_OK)
-        fprintf(stderr, "cf_submit: %s\n", cf_status_name(st));
-    st = cf_executor_free(executor);
-    if (st != CF_OK) {
-        fprintf(stderr, "cf_executor_free: %s\n", cf_status_name(st));
+    example_ok(st, "cf_submit");
+    if (!example_ok(cf_executor_free(executor), "cf_executor_free"))
         rc = EXIT_FAILURE;
-    }
     return rc;
 }
 
-static void usage(FILE *to, const char *argv0) {
-    fprintf(
-        to,
-        "usage: %s [--help]\n"
-        "\n"
+int main(int argc, char **argv) {
+    return example_main(
+        argc, argv,
         "The first Executor.submit example of Python's concurrent.futures\n"
         "documentation, adapted to 64-bit ints: submits pow(323, 1235,\n"
         "1000000007) to a one-thread pool and prints the result, then\n"
         "pow(323, 1235, 0) and prints the ValueError it raises. Exits 1\n"
         "if either differs from CPython's.\n",
-        argv0);
-}
-
-int main(int argc, char **argv) {
-    if (argc == 2 &&
-        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        usage(stdout, argv[0]);
-        return EXIT_SUCCESS;
-    }
-    if (argc != 1) {
-        usage(stderr, argv[0]);
-        return 2;
-    }
-    return run();
+        run);
 }
