@@ -61,6 +61,17 @@ static cf_status cb_record(cf_future *f, void *ctx) {
     return CF_OK;
 }
 
+/* Submits n task_count(runs) calls to ex into fs, each with cb_record(log)
+ * as its done callback. */
+static void submit_logged(cf_executor *ex, run_count *runs, cb_log *log,
+                          cf_future **fs, int n) {
+    cf_value arg = cf_ptr(runs);
+    for (int i = 0; i < n; i++) {
+        ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &fs[i]));
+        ASSERT_OK(cf_future_add_done_callback(fs[i], cb_record, log));
+    }
+}
+
 /* Waits until n callbacks ran; LONG fails. */
 static void cb_log_wait(cb_log *l, long n) {
     wait_count(&l->lock, &l->cond, &l->n, n, "callbacks ran");
@@ -210,15 +221,11 @@ TEST(shutdown_nowait_returns_at_once_and_work_finishes) {
 TEST(shutdown_cancel_futures_cancels_queued_calls) {
     busy_pool b;
     run_count runs = RUN_COUNT_INIT;
-    cf_value arg = cf_ptr(&runs);
     cf_future *queued[3];
     cb_log log;
     cb_log_init(&log);
     busy_pool_start(&b, 1);
-    for (int i = 0; i < 3; i++) {
-        ASSERT_OK(cf_submit(b.ex, task_count, &arg, 1, &queued[i]));
-        ASSERT_OK(cf_future_add_done_callback(queued[i], cb_record, &log));
-    }
+    submit_logged(b.ex, &runs, &log, queued, 3);
     ASSERT_OK(cf_executor_shutdown(b.ex, false, true));
     ASSERT_EQ(log.n, 3);
     for (int i = 0; i < 3; i++) {
@@ -242,17 +249,13 @@ TEST(shutdown_cancel_futures_cancels_queued_calls) {
 TEST(shutdown_cancel_futures_with_wait_lets_running_call_finish) {
     busy_pool b;
     run_count runs = RUN_COUNT_INIT;
-    cf_value arg = cf_ptr(&runs);
     cf_future *fs[3];
     cb_log log;
     shutter s = {.wait = true, .cancel_futures = true};
     cb_log_init(&log);
     busy_pool_start(&b, 1);
     fs[0] = b.running;
-    for (int i = 1; i < 3; i++) {
-        ASSERT_OK(cf_submit(b.ex, task_count, &arg, 1, &fs[i]));
-        ASSERT_OK(cf_future_add_done_callback(fs[i], cb_record, &log));
-    }
+    submit_logged(b.ex, &runs, &log, fs + 1, 2);
     shutter_start(&s, b.ex, fs, 3);
     cb_log_wait(&log, 2);
     for (int i = 1; i < 3; i++) {

@@ -555,20 +555,29 @@ TEST(thread_pool_current_thread_name_null_outside_workers) {
 
 /* ---- the initializer --------------------------------------------------- */
 
+/* A pool of max_workers whose initializer is init_record with initargs
+ * (l, 42, "init-arg"), filled in here; the caller frees initargs[2]. */
+static cf_executor *recording_pool(int max_workers, init_log *l,
+                                   cf_value initargs[3]) {
+    cf_thread_pool_options o;
+    initargs[0] = cf_ptr(l);
+    initargs[1] = cf_int(42);
+    ASSERT_OK(cf_value_str(&initargs[2], "init-arg"));
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = max_workers;
+    o.initializer = init_record;
+    o.initargs = initargs;
+    o.ninitargs = 3;
+    return pool_with(&o);
+}
+
 /* thread-pool.initializer.once-per-worker: the initializer runs once at the
  * start of each worker, with its initargs, before any call on it. */
 TEST(thread_pool_initializer_runs_once_per_worker) {
     init_log l = {PTHREAD_MUTEX_INITIALIZER, 0, 0, {0}};
-    cf_thread_pool_options o;
-    cf_value initargs[3] = {cf_ptr(&l), cf_int(42), cf_none()};
+    cf_value initargs[3];
     recorder r;
-    ASSERT_OK(cf_value_str(&initargs[2], "init-arg"));
-    ASSERT_OK(cf_thread_pool_options_init(&o));
-    o.max_workers = 3;
-    o.initializer = init_record;
-    o.initargs = initargs;
-    o.ninitargs = 3;
-    cf_executor *ex = pool_with(&o);
+    cf_executor *ex = recording_pool(3, &l, initargs);
     recorder_init(&r);
     cf_future **fs = submit_recorded(ex, &r, 3, true);
     recorder_wait_started(&r, 3);
@@ -594,15 +603,8 @@ TEST(thread_pool_initializer_runs_once_per_worker) {
  * initargs, so the caller may free them before any worker starts. */
 TEST(thread_pool_initargs_are_copied) {
     init_log l = {PTHREAD_MUTEX_INITIALIZER, 0, 0, {0}};
-    cf_thread_pool_options o;
-    cf_value initargs[3] = {cf_ptr(&l), cf_int(42), cf_none()};
-    ASSERT_OK(cf_value_str(&initargs[2], "init-arg"));
-    ASSERT_OK(cf_thread_pool_options_init(&o));
-    o.max_workers = 1;
-    o.initializer = init_record;
-    o.initargs = initargs;
-    o.ninitargs = 3;
-    cf_executor *ex = pool_with(&o);
+    cf_value initargs[3];
+    cf_executor *ex = recording_pool(1, &l, initargs);
     memset(initargs[2].as.buf.data, 'X', initargs[2].as.buf.len);
     cf_value_free(&initargs[2]);
     initargs[1] = cf_int(0);
