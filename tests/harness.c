@@ -305,15 +305,21 @@ cf_executor *pool_new(int max_workers) {
     return pool_with(&o);
 }
 
-cf_executor *failing_pool(int max_workers, gate *go) {
+cf_executor *pool_with_initializer(int max_workers, cf_fn init,
+                                   const cf_value *initargs,
+                                   size_t ninitargs) {
     cf_thread_pool_options o;
-    cf_value initargs[1] = {cf_ptr(go)};
     ASSERT_OK(cf_thread_pool_options_init(&o));
     o.max_workers = max_workers;
-    o.initializer = init_fail;
+    o.initializer = init;
     o.initargs = initargs;
-    o.ninitargs = 1;
+    o.ninitargs = ninitargs;
     return pool_with(&o);
+}
+
+cf_executor *failing_pool(int max_workers, gate *go) {
+    cf_value initarg = cf_ptr(go);
+    return pool_with_initializer(max_workers, init_fail, &initarg, 1);
 }
 
 cf_future *submit_gated_value(cf_executor *ex, gate *started, gate *proceed,

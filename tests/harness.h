@@ -164,6 +164,9 @@ void settle_runtime_threads(void);
 cf_executor *pool_with(const cf_thread_pool_options *o);
 /* A thread pool of max_workers, the other options at their defaults. */
 cf_executor *pool_new(int max_workers);
+/* A thread pool of max_workers whose initializer is init(initargs). */
+cf_executor *pool_with_initializer(int max_workers, cf_fn init,
+                                   const cf_value *initargs, size_t ninitargs);
 /* A pool of max_workers whose initializer (init_fail) waits for go to open,
  * then raises: the pool breaks. */
 cf_executor *failing_pool(int max_workers, gate *go);

@@ -559,16 +559,10 @@ TEST(thread_pool_current_thread_name_null_outside_workers) {
  * (l, 42, "init-arg"), filled in here; the caller frees initargs[2]. */
 static cf_executor *recording_pool(int max_workers, init_log *l,
                                    cf_value initargs[3]) {
-    cf_thread_pool_options o;
     initargs[0] = cf_ptr(l);
     initargs[1] = cf_int(42);
     ASSERT_OK(cf_value_str(&initargs[2], "init-arg"));
-    ASSERT_OK(cf_thread_pool_options_init(&o));
-    o.max_workers = max_workers;
-    o.initializer = init_record;
-    o.initargs = initargs;
-    o.ninitargs = 3;
-    return pool_with(&o);
+    return pool_with_initializer(max_workers, init_record, initargs, 3);
 }
 
 /* thread-pool.initializer.once-per-worker: the initializer runs once at the
