@@ -14,7 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
-#include "harness.h"
+#include "support.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 

@@ -12,7 +12,7 @@
 #define _GNU_SOURCE 1 /* sched_getaffinity, CPU_COUNT */
 #endif
 
-#include "harness.h"
+#include "support.h"
 
 #include <sched.h>
 #include <unistd.h>

@@ -10,7 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
-#include "harness.h"
+#include "support.h"
 
 #include <float.h>
 #include <math.h>

@@ -1,0 +1,211 @@
+/* What several test files share beyond the harness; see support.h. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* gettid */
+#endif
+
+#include "support.h"
+
+#include <dirent.h>
+#include <sched.h>
+#include <unistd.h>
+
+int count_threads(void) {
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+    ASSERT_NOT_NULL(d);
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+void wait_thread_count(int want) {
+    double deadline = test_now() + LONG;
+    int n;
+    while ((n = count_threads()) != want) {
+        if (test_now() > deadline)
+            test_fail(__FILE__, __LINE__, "%d threads, want %d", n, want);
+        sched_yield();
+    }
+}
+
+/* Notes the kernel id of the thread it runs in. */
+static void *note_tid(void *arg) {
+    *(pid_t *)arg = gettid();
+    return NULL;
+}
+
+void settle_runtime_threads(void) {
+    pthread_t t;
+    pid_t tid = 0;
+    char path[64];
+    double deadline = test_now() + LONG;
+    ASSERT_EQ(pthread_create(&t, NULL, note_tid, &tid), 0);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    snprintf(path, sizeof path, "/proc/self/task/%d", (int)tid);
+    while (access(path, F_OK) == 0) {
+        if (test_now() > deadline)
+            test_fail(__FILE__, __LINE__, "%s stays after the join", path);
+        sched_yield();
+    }
+}
+
+static void *step_completer_main(void *arg) {
+    step_completer *c = (step_completer *)arg;
+    cf_value v = cf_int(1);
+    for (size_t i = 0; i < c->nsteps; i++) {
+        step *s = &c->steps[i];
+        if (gate_wait_for(&c->returned, SHORT))
+            test_fail(__FILE__, __LINE__, "the wait returned before step %zu",
+                      i);
+        switch (s->what) {
+        case STEP_RESULT:
+            ASSERT_OK(cf_future_set_result(s->future, &v));
+            break;
+        case STEP_EXCEPTION:
+            ASSERT_OK(cf_future_set_exception(s->future, "KeyError", "k"));
+            break;
+        case STEP_CANCEL:
+            ASSERT_TRUE(cf_future_cancel(s->future));
+            break;
+        case STEP_OPEN_GATE:
+            gate_open(s->gate);
+            break;
+        }
+    }
+    return NULL;
+}
+
+void step_completer_start(step_completer *c) {
+    gate_init(&c->returned);
+    ASSERT_EQ(pthread_create(&c->thread, NULL, step_completer_main, c), 0);
+}
+
+void step_completer_join(step_completer *c) {
+    gate_open(&c->returned);
+    ASSERT_EQ(pthread_join(c->thread, NULL), 0);
+    gate_destroy(&c->returned);
+}
+
+int run_count_get(run_count *c) {
+    pthread_mutex_lock(&c->lock);
+    int n = c->n;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+void task_count(cf_call *call) {
+    run_count *c = (run_count *)cf_arg(call, 0)->as.ptr;
+    pthread_mutex_lock(&c->lock);
+    c->n++;
+    pthread_mutex_unlock(&c->lock);
+}
+
+cf_status count_cb(cf_future *f, void *ctx) {
+    counter *c = ctx;
+    c->thread = pthread_self();
+    c->future = f;
+    atomic_fetch_add(&c->calls, 1);
+    return CF_OK;
+}
+
+int calls_of(counter *c) {
+    return atomic_load(&c->calls);
+}
+
+void init_fail(cf_call *call) {
+    const cf_value *go = cf_arg(call, 0);
+    if (go && go->type == CF_TYPE_PTR)
+        gate_wait((gate *)go->as.ptr);
+    cf_raise(call, "ValueError", "initializer failed on purpose");
+}
+
+cf_executor *pool_with(const cf_thread_pool_options *o) {
+    cf_executor *ex = NULL;
+    ASSERT_OK(cf_thread_pool_new(o, &ex));
+    ASSERT_NOT_NULL(ex);
+    return ex;
+}
+
+cf_executor *pool_new(int max_workers) {
+    cf_thread_pool_options o;
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = max_workers;
+    return pool_with(&o);
+}
+
+cf_executor *pool_with_initializer(int max_workers, cf_fn init,
+                                   const cf_value *initargs,
+                                   size_t ninitargs) {
+    cf_thread_pool_options o;
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    o.max_workers = max_workers;
+    o.initializer = init;
+    o.initargs = initargs;
+    o.ninitargs = ninitargs;
+    return pool_with(&o);
+}
+
+cf_executor *failing_pool(int max_workers, gate *go) {
+    cf_value initarg = cf_ptr(go);
+    return pool_with_initializer(max_workers, init_fail, &initarg, 1);
+}
+
+cf_future *submit_gated_value(cf_executor *ex, gate *started, gate *proceed,
+                              cf_value value) {
+    cf_value args[3] = {started ? cf_ptr(started) : cf_none(),
+                        proceed ? cf_ptr(proceed) : cf_none(), value};
+    cf_future *f = NULL;
+    ASSERT_OK(cf_submit(ex, task_gate_return, args, 3, &f));
+    ASSERT_NOT_NULL(f);
+    return f;
+}
+
+cf_future *submit_gated(cf_executor *ex, gate *started, gate *proceed,
+                        int64_t value) {
+    return submit_gated_value(ex, started, proceed, cf_int(value));
+}
+
+void busy_pool_start(busy_pool *b, int64_t value) {
+    gate_init(&b->started);
+    gate_init(&b->proceed);
+    b->ex = pool_new(1);
+    b->running = submit_gated(b->ex, &b->started, &b->proceed, value);
+    gate_wait(&b->started);
+}
+
+void busy_pool_destroy(busy_pool *b) {
+    gate_destroy(&b->started);
+    gate_destroy(&b->proceed);
+}
+
+cf_future *pending_future(void) {
+    cf_future *f = NULL;
+    ASSERT_OK(cf_future_new(&f));
+    ASSERT_NOT_NULL(f);
+    return f;
+}
+
+cf_future *running_future(void) {
+    cf_future *f = pending_future();
+    ASSERT_OK(cf_future_set_running_or_notify_cancel(f));
+    return f;
+}
+
+void finish_future(cf_future *f, int64_t value) {
+    cf_value v = cf_int(value);
+    ASSERT_OK(cf_future_set_result(f, &v));
+}
+
+cf_future *finished_future(int64_t value) {
+    cf_future *f = pending_future();
+    finish_future(f, value);
+    return f;
+}
+
+void release_all(cf_future *const *fs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        ASSERT_OK(cf_future_release(fs[i]));
+}

@@ -1,0 +1,139 @@
+/*
+ * Helpers several test files share, on top of the harness: thread counting,
+ * thread pools and hand-made futures set up for a test, a busy one-worker
+ * pool, a thread that completes futures while the test waits, and counters
+ * of task and callback calls. Each fails the test (as an ASSERT does) when
+ * the library refuses what it asks.
+ */
+#ifndef CF_TEST_SUPPORT_H
+#define CF_TEST_SUPPORT_H
+
+#include "harness.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* ---- Threads ----------------------------------------------------------- */
+
+/*
+ * Threads, counted as the entries of /proc/self/task. A thread that has
+ * been joined can stay listed for a moment after pthread_join returns.
+ */
+int count_threads(void);
+/* Waits until the process has `want` threads; LONG fails. */
+void wait_thread_count(int want);
+/* Starts and joins one thread, and waits until it has left /proc, so that
+ * threads a runtime starts along with the first one (ThreadSanitizer's
+ * background thread) exist before a test takes its baseline count. */
+void settle_runtime_threads(void);
+
+/* ---- Executors and futures made for a test ----------------------------- */
+
+/* A thread pool with these options (NULL: the defaults). */
+cf_executor *pool_with(const cf_thread_pool_options *o);
+/* A thread pool of max_workers, the other options at their defaults. */
+cf_executor *pool_new(int max_workers);
+/* A thread pool of max_workers whose initializer is init(initargs). */
+cf_executor *pool_with_initializer(int max_workers, cf_fn init,
+                                   const cf_value *initargs, size_t ninitargs);
+/* An initializer: arg0 gate* to wait on first (or None); then raises
+ * ValueError. */
+void init_fail(cf_call *call);
+/* A pool of max_workers whose initializer (init_fail) waits for go to open,
+ * then raises: the pool breaks. */
+cf_executor *failing_pool(int max_workers, gate *go);
+
+/* Submits task_gate_return(started, proceed, value); either gate may be
+ * NULL. */
+cf_future *submit_gated_value(cf_executor *ex, gate *started, gate *proceed,
+                              cf_value value);
+/* The same with an int value. */
+cf_future *submit_gated(cf_executor *ex, gate *started, gate *proceed,
+                        int64_t value);
+
+/*
+ * A pool of one worker kept busy: `running` is task_gate_return(started,
+ * proceed, value) and has started; it runs until the test opens proceed,
+ * and whatever is submitted meanwhile stays queued.
+ */
+typedef struct busy_pool {
+    cf_executor *ex;
+    gate started, proceed;
+    cf_future *running;
+} busy_pool;
+
+void busy_pool_start(busy_pool *b, int64_t value);
+/* Destroys the gates, once the test has opened proceed and freed ex (it
+ * releases `running` itself). */
+void busy_pool_destroy(busy_pool *b);
+
+/* Hand-made futures (cf_future_new): pending, running, or finished with an
+ * int. */
+cf_future *pending_future(void);
+cf_future *running_future(void);
+cf_future *finished_future(int64_t value);
+/* set_result(f, int value), which must succeed. */
+void finish_future(cf_future *f, int64_t value);
+/* Releases fs[0..n), each of which must succeed. */
+void release_all(cf_future *const *fs, size_t n);
+
+/* ---- A thread that completes futures while the test waits -------------- */
+
+/*
+ * A step completer: a thread that completes hand-made futures (or opens
+ * gates) one step at a time while the test thread waits on them. Before
+ * each step it checks for SHORT that the wait has not returned (`returned`
+ * still closed), so a wait that returns too early fails the test.
+ */
+typedef enum step_action {
+    STEP_RESULT,    /* set_result(int 1) */
+    STEP_EXCEPTION, /* set_exception(KeyError("k")) */
+    STEP_CANCEL,    /* cancel(), which must return true */
+    STEP_OPEN_GATE  /* gate_open(gate) */
+} step_action;
+
+typedef struct step {
+    step_action what;
+    cf_future *future;
+    gate *gate;
+} step;
+
+typedef struct step_completer {
+    pthread_t thread;
+    gate returned;
+    step steps[4];
+    size_t nsteps;
+} step_completer;
+
+/* Starts the thread on c's steps; the test thread then waits. */
+void step_completer_start(step_completer *c);
+/* Once the wait returned: opens `returned` and joins the thread. */
+void step_completer_join(step_completer *c);
+
+/* ---- Counters ---------------------------------------------------------- */
+
+/* A count of task calls, guarded by its mutex (task_count bumps it). */
+typedef struct run_count {
+    pthread_mutex_t lock;
+    int n;
+} run_count;
+
+#define RUN_COUNT_INIT                                                        \
+    { PTHREAD_MUTEX_INITIALIZER, 0 }
+
+int run_count_get(run_count *c);
+/* A task: arg0 run_count*; counts the call and returns nothing. */
+void task_count(cf_call *call);
+
+/* A done callback (count_cb, ctx a counter*) that counts its calls and
+ * remembers the thread and the future of the last one. */
+typedef struct counter {
+    atomic_int calls;
+    pthread_t thread;
+    cf_future *future;
+} counter;
+
+cf_status count_cb(cf_future *f, void *ctx);
+int calls_of(counter *c);
+
+#endif
