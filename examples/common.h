@@ -24,7 +24,7 @@ int example_main(int argc, char **argv, const char *about, int (*run)(void));
  * and returns false. */
 bool example_ok(cf_status st, const char *what);
 
-/* ---- A private folder for the examples that work on files ------------- */
+/* ---- A private folder for the examples that work on files -------------- */
 
 #define EXAMPLE_PATH_SIZE 4096
 
