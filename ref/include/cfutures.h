@@ -666,6 +666,103 @@ cf_status cf_thread_pool_new(const cf_thread_pool_options *options,
 const char *cf_current_thread_name(void);
 
 /* ------------------------------------------------------------------------
+ * ProcessPoolExecutor
+ *
+ * Calls run in worker processes. How they start: cf_process_pool_new forks
+ * one fork server, a small process that stays single-threaded, and every
+ * worker is forked from it, never from the caller's process. fork() in a
+ * process that runs threads copies only the calling thread, so a lock
+ * another thread held stays locked in the child (malloc's, stdio's, the
+ * program's own); a server forked while the pool starts, which then never
+ * starts a thread, gives workers that come from a one-thread process
+ * whatever the program does later, and ThreadSanitizer can follow them. A
+ * fresh image (exec, Python's "spawn") would need tasks registered by name;
+ * a fork keeps the program's code.
+ *
+ * How a task is found: by its address. Every worker is a fork of the
+ * caller's process image, so any function linked into the program (or in
+ * a library loaded before the pool was made) works as a task; a function
+ * in a library dlopen'ed after the pool was made does not exist in the
+ * workers. Likewise a worker sees the program's memory as it was when the
+ * pool was made, and nothing it writes comes back except the call's
+ * outcome.
+ *
+ * What crosses: arguments and results of type NONE, BOOL, INT, DOUBLE,
+ * BYTES and STR (up to 4 GiB encoded). A PTR argument or result fails that
+ * one future with CF_RAISED, type "TypeError", message "cannot pickle
+ * 'pointer' object" (as Python fails on an object it cannot pickle); the
+ * pool carries on. An error the call raised comes back with its type and
+ * message.
+ *
+ * A broken pool (Python's BrokenProcessPool): a worker that dies (killed,
+ * crashed, exits) or whose initializer raises, or a reply from a worker
+ * that cannot be decoded or allocated in the parent (Python breaks the pool
+ * when a result cannot be unpickled). Every pending and running future
+ * then fails with CF_BROKEN, type "BrokenProcessPool", message "A process
+ * in the process pool was terminated abruptly while the future was running
+ * or pending." followed by what happened in parentheses, e.g. "(worker 1234
+ * was killed by signal 9)", "(worker 1234 exited with status 3)"; later
+ * submits return CF_BROKEN; the remaining workers are killed and reaped.
+ *
+ * Threads: each pool runs one manager thread in the parent, from
+ * cf_process_pool_new until shutdown; it sends calls, receives outcomes and
+ * completes the futures, so done callbacks of completed calls run in the
+ * parent, in that thread, never in a worker.
+ *
+ * Deliberate difference: a call is sent to a worker only when that worker
+ * is free (one call in flight per worker), so a queued future stays
+ * PENDING, and cancellable, until a worker really starts it; CPython marks
+ * up to max_workers + 1 queued futures RUNNING early.
+ * ------------------------------------------------------------------------ */
+
+/* max_tasks_per_child value for "no limit", the default. */
+#define CF_UNLIMITED_TASKS INT_MIN
+
+typedef struct cf_process_pool_options {
+    /* > 0, or CF_DEFAULT_WORKERS for the processors online
+     * (sysconf(_SC_NPROCESSORS_ONLN)), as Python's os.cpu_count(). Zero or
+     * negative -> CF_EINVAL. */
+    int max_workers;
+    /* Run once at the start of each worker process, with initargs; if it
+     * raises, the worker exits with status 3, the failure is logged at
+     * CF_LOG_CRITICAL in the parent ("Exception in initializer: ...") and
+     * the pool breaks. NULL for none. initargs are copied when the pool is
+     * made and reach the workers with the forked image (a PTR among them
+     * points into the worker's copy of the program's memory). */
+    cf_fn initializer;
+    const cf_value *initargs;
+    size_t ninitargs;
+    /* A worker exits after this many calls and a new one replaces it when
+     * needed (Python 3.11). > 0, or CF_UNLIMITED_TASKS; zero or negative
+     * -> CF_EINVAL. */
+    int max_tasks_per_child;
+} cf_process_pool_options;
+
+/* Fills o with the defaults: CF_DEFAULT_WORKERS, no initializer,
+ * CF_UNLIMITED_TASKS. Returns CF_OK or CF_EINVAL. */
+cf_status cf_process_pool_options_init(cf_process_pool_options *o);
+
+/*
+ * Makes a pool of at most max_workers worker processes, and starts its fork
+ * server and manager thread. Python: ProcessPoolExecutor(max_workers,
+ * initializer=, initargs=, max_tasks_per_child=) with the fork server
+ * described above as its start method.
+ * Workers start on demand, one per queued call while none is idle; an idle
+ * worker is always reused first. Each runs one call at a time.
+ * options: borrowed; NULL means all defaults.
+ * out:     owned by the caller (cf_executor_free, which leaves no process
+ *          of the pool running).
+ * Returns: CF_OK; CF_EINVAL (bad max_workers or max_tasks_per_child,
+ *          initargs NULL with ninitargs > 0, out NULL); CF_EAGAIN (no thread
+ * or process could be started); CF_NOMEM. Thread-safety: any thread. Blocks
+ * until the fork server has started. cf_submit on the pool never blocks on a
+ * worker; cf_executor_shutdown with wait joins the manager thread (CF_DEADLOCK
+ * from a done callback, which runs in that thread).
+ */
+cf_status cf_process_pool_new(const cf_process_pool_options *options,
+                              cf_executor **out);
+
+/* ------------------------------------------------------------------------
  * wait
  * ------------------------------------------------------------------------ */
 

@@ -202,4 +202,55 @@ cf_status cf__work_run_hooked(cf_work *work,
 /* True once the atexit wait began: submits are refused from then on. */
 bool cf__exiting(void);
 
+/* ---- crossing a process boundary (ipc.c, process_pool.c) -------------- */
+
+/* A growable octet buffer; zero-initialise it. */
+struct cf__buf {
+    unsigned char *data;
+    size_t len, cap;
+};
+
+/* What is left to decode: [at, end). */
+struct cf__reader {
+    const unsigned char *at, *end;
+};
+
+/* Octets before each frame's payload: its length, u32 little-endian. */
+#define CF__FRAME_HEADER 4
+
+/* What a worker sends back. */
+enum cf__outcome {
+    CF__OUT_VALUE = 1,  /* the call returned a value */
+    CF__OUT_ERROR,      /* the call raised an error */
+    CF__OUT_INIT_FAILED /* the initializer raised; the worker exits */
+};
+
+/* Appends len octets; CF_NOMEM. */
+cf_status cf__buf_put(struct cf__buf *b, const void *data, size_t len);
+void cf__buf_free(struct cf__buf *b);
+/* Appends one tagged value; CF_EINVAL for a PTR or an unknown type. */
+cf_status cf__encode_value(struct cf__buf *b, const cf_value *v);
+/* Decodes one value into *out (the caller's); CF_EINVAL for a malformed
+ * one, CF_NOMEM. */
+cf_status cf__decode_value(struct cf__reader *r, cf_value *out);
+/* Replaces b's contents with a whole frame (header included) for
+ * fn(*args); CF_EINVAL if an argument cannot be encoded (a PTR). */
+cf_status cf__frame_task(struct cf__buf *b, cf_fn fn, const cf_value *args,
+                         size_t nargs);
+/* Replaces b's contents with a whole outcome frame: value for
+ * CF__OUT_VALUE (CF_EINVAL for a PTR), error for the others. */
+cf_status cf__frame_outcome(struct cf__buf *b, enum cf__outcome kind,
+                            const cf_value *value, const cf_error *error);
+/* The payload length a frame header announces. */
+uint32_t cf__frame_length(const unsigned char *header);
+/* Decodes a task payload; *args (malloc'd, nargs values) is the caller's.
+ * CF_EINVAL for a malformed payload, CF_NOMEM. */
+cf_status cf__parse_task(const void *payload, size_t len, cf_fn *fn,
+                         cf_value **args, size_t *nargs);
+/* Decodes an outcome payload: *value for CF__OUT_VALUE, *error (the
+ * caller's) otherwise. CF_EINVAL for a malformed payload, CF_NOMEM. */
+cf_status cf__parse_outcome(const void *payload, size_t len,
+                            enum cf__outcome *kind, cf_value *value,
+                            cf_error **error);
+
 #endif
