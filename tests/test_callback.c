@@ -770,6 +770,25 @@ TEST(callback_releasing_its_reference_is_safe) {
     }
 }
 
+/* A callback may release the only reference there is -- the one the thread
+ * completing the future handed it: the completer keeps the future alive
+ * until its last callback has run (the ASan build checks the memory).
+ * clause: future.callback.release-inside */
+TEST(callback_releasing_the_last_reference_is_safe) {
+    for (size_t k = 0; k < 3; k++) {
+        cf_future *f = pending_future(); /* handed to release_cb below */
+        releaser r = {0};
+        counter after = {0};
+        ASSERT_OK(cf_future_add_done_callback(f, release_cb, &r));
+        ASSERT_OK(cf_future_add_done_callback(f, count_cb, &after));
+        ASSERT_TRUE(complete(f, all_outcomes[k]));
+        ASSERT_EQ(r.calls, 1);
+        ASSERT_TRUE(r.done_after_release);
+        ASSERT_EQ(calls_of(&after), 1);
+        ASSERT_TRUE(after.future == f); /* compared, never touched */
+    }
+}
+
 /* A callback added to a done future may release a reference it owns.
  * clause: future.callback.release-inside */
 TEST(callback_on_done_future_releasing_its_reference_is_safe) {

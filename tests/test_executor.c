@@ -822,6 +822,67 @@ TEST(executor_shutdown_wait_from_own_worker_is_deadlock) {
     ASSERT_OK(cf_executor_free(ex));
 }
 
+/* arg0: the pool, arg1: gate* opened when started, arg2: gate* to wait on;
+ * then shuts the pool down with wait and returns the status. */
+static void task_shutdown_own_pool_gated(cf_call *call) {
+    gate_open((gate *)cf_arg(call, 1)->as.ptr);
+    gate_wait((gate *)cf_arg(call, 2)->as.ptr);
+    task_shutdown_own_pool(call);
+}
+
+/* executor.shutdown.wait-from-own-worker-is-deadlock: two workers shutting
+ * their own pool down with wait at the same time both get CF_DEADLOCK at
+ * once; neither waits to join the other. */
+TEST(executor_shutdown_wait_from_two_workers_is_deadlock_for_both) {
+    cf_executor *ex = pool_new(2);
+    gate started[2], go;
+    cf_future *f[2];
+    gate_init(&go);
+    for (int i = 0; i < 2; i++) {
+        gate_init(&started[i]);
+        cf_value args[3] = {cf_ptr(ex), cf_ptr(&started[i]), cf_ptr(&go)};
+        ASSERT_OK(cf_submit(ex, task_shutdown_own_pool_gated, args, 3, &f[i]));
+    }
+    gate_wait(&started[0]);
+    gate_wait(&started[1]);
+    gate_open(&go);
+    for (int i = 0; i < 2; i++) {
+        check_int_soon(f[i], CF_DEADLOCK);
+        ASSERT_OK(cf_future_release(f[i]));
+        gate_destroy(&started[i]);
+    }
+    ASSERT_OK(cf_executor_free(ex));
+    gate_destroy(&go);
+}
+
+/* A thread that frees an executor; status is what cf_executor_free gave. */
+typedef struct freer {
+    cf_executor *ex;
+    cf_status status;
+} freer;
+
+static void *free_executor(void *arg) {
+    freer *fr = arg;
+    fr->status = cf_executor_free(fr->ex);
+    return NULL;
+}
+
+/* executor.free.from-other-thread: a pool shut down with wait may be freed
+ * from a thread started afterwards, which (reusing a joined worker's
+ * pthread_t) must not be taken for one of the pool's workers. */
+TEST(executor_free_from_thread_started_after_shutdown_is_ok) {
+    cf_executor *ex = pool_new(1);
+    cf_future *f = submit_gated(ex, NULL, NULL, 5);
+    check_int_soon(f, 5);
+    ASSERT_OK(cf_future_release(f));
+    ASSERT_OK(cf_executor_shutdown(ex, true, false));
+    freer fr = {ex, CF_EINVAL};
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, free_executor, &fr), 0);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    ASSERT_STATUS(fr.status, CF_OK);
+}
+
 /* executor.shutdown.nowait-from-own-worker: a task may shut its own pool
  * down without wait (CF_OK). */
 TEST(executor_shutdown_without_wait_from_own_worker_is_ok) {

@@ -15,7 +15,11 @@
 
 #include <float.h>
 #include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <stddef.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -990,4 +994,75 @@ TEST(future_exception_rejects_null_out) {
     check_pending(p);
     ASSERT_OK(cf_future_release(p));
     ASSERT_OK(cf_future_release(d));
+}
+
+/* ---- fork -------------------------------------------------------------- */
+
+/* Threads that keep taking every stripe lock until told to stop. */
+typedef struct hammer {
+    cf_future *fs[256];
+    atomic_bool stop;
+} hammer;
+
+static void *hammer_main(void *arg) {
+    hammer *h = arg;
+    while (!atomic_load(&h->stop))
+        for (size_t i = 0; i < 256; i++)
+            (void)cf_future_done(h->fs[i]);
+    return NULL;
+}
+
+/* In the child: futures of its own, kept so that their addresses (and so
+ * their stripe locks) all differ; exit 0 if they work. */
+static void child_uses_futures(void) {
+    static cf_future *mine[256];
+    for (int i = 0; i < 256; i++) {
+        cf_value v = cf_int(i), got = cf_none();
+        if (cf_future_new(&mine[i]) != CF_OK ||
+            cf_future_set_result(mine[i], &v) != CF_OK ||
+            cf_future_result(mine[i], 0, &got) != CF_OK || got.as.i != i)
+            _exit(1);
+    }
+    _exit(0); /* no exit handlers: the parent's pools are not the child's */
+}
+
+/* Waits for the child for at most LONG; a child still running then is
+ * hung on a lock: kill it and fail. */
+static void expect_child_exits_zero(pid_t pid) {
+    double deadline = test_now() + LONG;
+    int status = 0;
+    pid_t r;
+    while ((r = waitpid(pid, &status, WNOHANG)) == 0 && test_now() < deadline)
+        poll(NULL, 0, 1); /* a hang watchdog, not an ordering */
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        test_fail(__FILE__, __LINE__, "a forked child hung on a lock");
+    }
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A child forked while other threads keep taking the futures' locks can
+ * use futures of its own: fork() waits until no lock is held (otherwise a
+ * lock held at the fork stays locked in the child forever).
+ * clause: future.fork.child-may-use-futures */
+TEST(future_fork_while_threads_lock_futures_leaves_child_usable) {
+    hammer h;
+    pthread_t t[4];
+    atomic_init(&h.stop, false);
+    for (size_t i = 0; i < 256; i++)
+        h.fs[i] = pending_future();
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(pthread_create(&t[i], NULL, hammer_main, &h), 0);
+    for (long n = test_repeats(40); n > 0; n--) {
+        pid_t pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0)
+            child_uses_futures();
+        expect_child_exits_zero(pid);
+    }
+    atomic_store(&h.stop, true);
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(pthread_join(t[i], NULL), 0);
+    release_all(h.fs, 256);
 }

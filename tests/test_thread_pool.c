@@ -406,6 +406,49 @@ TEST(thread_pool_idle_worker_reused) {
     ASSERT_OK(cf_executor_free(ex));
 }
 
+/* What a done callback saw when it waited for a call it submitted. */
+typedef struct nested_wait {
+    cf_executor *ex;
+    cf_status status;
+    gate finished;
+} nested_wait;
+
+/* Submits task_return_arg(6) to the same pool and waits for it. */
+static cf_status submit_and_wait_cb(cf_future *done, void *ctx) {
+    nested_wait *nw = ctx;
+    cf_value six = cf_int(6);
+    cf_future *g = NULL;
+    (void)done;
+    nw->status = cf_submit(nw->ex, task_return_arg, &six, 1, &g);
+    if (nw->status == CF_OK) {
+        nw->status = cf_future_result(g, LONG, NULL);
+        cf_future_release(g);
+    }
+    gate_open(&nw->finished);
+    return CF_OK;
+}
+
+/* thread-pool.idle-worker-reused: a worker running done callbacks is not
+ * idle: a call a callback submits and waits for gets a thread of its own
+ * (the pool may start two), instead of waiting for the callback forever. */
+TEST(thread_pool_worker_in_callbacks_is_not_idle) {
+    nested_wait nw;
+    gate proceed;
+    nw.ex = pool_new(2);
+    nw.status = CF_EINVAL;
+    gate_init(&nw.finished);
+    gate_init(&proceed);
+    cf_future *f = submit_gated(nw.ex, NULL, &proceed, 1);
+    ASSERT_OK(cf_future_add_done_callback(f, submit_and_wait_cb, &nw));
+    gate_open(&proceed);
+    gate_wait(&nw.finished);
+    ASSERT_STATUS(nw.status, CF_OK);
+    ASSERT_OK(cf_future_release(f));
+    ASSERT_OK(cf_executor_free(nw.ex));
+    gate_destroy(&proceed);
+    gate_destroy(&nw.finished);
+}
+
 /* thread-pool.threads-start-lazily: a new pool starts no thread, and two
  * blocked calls on a pool of four start exactly two. */
 TEST(thread_pool_threads_start_lazily) {
