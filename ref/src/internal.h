@@ -197,6 +197,25 @@ cf_status cf__call_invoke(cf_fn fn, const cf_value *args, size_t nargs,
 cf_status cf__work_run_hooked(cf_work *work,
                               const struct cf__run_hooks *hooks);
 
+/* ---- what the executors share (queue.c) ------------------------------- */
+
+/* A FIFO of queued works, linked through queue_next. */
+struct cf__queue {
+    cf_future *head, *tail;
+    size_t len;
+};
+
+void cf__queue_push(struct cf__queue *q, cf_future *f);
+/* NULL when empty. */
+cf_future *cf__queue_pop(struct cf__queue *q);
+/* Empties the queue and gives its works as a list linked by queue_next. */
+cf_future *cf__queue_take_all(struct cf__queue *q);
+/* Cancels and ends every work of such a list (callbacks run here). */
+void cf__works_cancel(cf_future *list);
+/* Deep copies of n values (*out NULL when n is 0); CF_NOMEM, CF_EINVAL. */
+cf_status cf__values_dup(const cf_value *src, size_t n, cf_value **out);
+void cf__values_free(cf_value *values, size_t n);
+
 /* ---- executors (executor.c) ------------------------------------------- */
 
 /* True once the atexit wait began: submits are refused from then on. */

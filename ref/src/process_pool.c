@@ -83,7 +83,7 @@ struct process_pool {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     pthread_mutex_t join_lock;
-    cf_future *head, *tail; /* queued works, linked by queue_next */
+    struct cf__queue queue;
     bool shutdown, broken;
     int start_state; /* 0 starting, 1 running, -1 the server did not start */
     /* set before the manager starts, read-only after */
@@ -396,33 +396,6 @@ static void stop_server(struct process_pool *p) {
         ;
 }
 
-/* ---- the queue (pool->lock held) -------------------------------------- */
-
-static void push_locked(struct process_pool *p, cf_future *f) {
-    f->queue_next = NULL;
-    if (p->tail)
-        p->tail->queue_next = f;
-    else
-        p->head = f;
-    p->tail = f;
-}
-
-static cf_future *pop_locked(struct process_pool *p) {
-    cf_future *f = p->head;
-    if (f) {
-        p->head = f->queue_next;
-        if (!p->head)
-            p->tail = NULL;
-    }
-    return f;
-}
-
-static cf_future *take_all_locked(struct process_pool *p) {
-    cf_future *all = p->head;
-    p->head = p->tail = NULL;
-    return all;
-}
-
 static void wake(struct process_pool *p) {
     ssize_t r = write(p->wake[1], "w", 1); /* full: a wake-up is pending */
     (void)r;
@@ -451,7 +424,7 @@ static void break_pool(struct process_pool *p, const char *fmt, ...) {
     snprintf(message, sizeof message, "%s (%s)", BROKEN_MESSAGE, detail);
     pthread_mutex_lock(&p->lock);
     p->broken = true;
-    cf_future *queued = take_all_locked(p);
+    cf_future *queued = cf__queue_take_all(&p->queue);
     pthread_mutex_unlock(&p->lock);
     stop_server(p); /* it kills and reaps every worker */
     for (size_t i = 0; i < p->nworkers; i++) {
@@ -490,7 +463,7 @@ static void dispatch(struct process_pool *p) {
         struct worker *w = &p->workers[i];
         while (w->state == W_IDLE) {
             pthread_mutex_lock(&p->lock);
-            cf_future *f = pop_locked(p);
+            cf_future *f = cf__queue_pop(&p->queue);
             pthread_mutex_unlock(&p->lock);
             if (!f)
                 return;
@@ -523,7 +496,7 @@ static void request_workers(struct process_pool *p) {
     for (size_t i = 0; i < p->nworkers; i++)
         idle += p->workers[i].state == W_IDLE;
     pthread_mutex_lock(&p->lock);
-    for (cf_future *f = p->head; f && queued <= idle + p->starting;
+    for (cf_future *f = p->queue.head; f && queued <= idle + p->starting;
          f = f->queue_next)
         queued++;
     pthread_mutex_unlock(&p->lock);
@@ -719,7 +692,7 @@ static bool manager_done(struct process_pool *p) {
     if (p->finished)
         return true;
     pthread_mutex_lock(&p->lock);
-    bool drained = p->shutdown && !p->head;
+    bool drained = p->shutdown && !p->queue.head;
     pthread_mutex_unlock(&p->lock);
     if (!drained)
         return false;
@@ -796,19 +769,11 @@ static cf_status pool_submit(void *self, cf_work *work) {
     if (p->broken || p->shutdown)
         st = p->broken ? CF_BROKEN : CF_SHUTDOWN;
     else
-        push_locked(p, cf__work_future(work));
+        cf__queue_push(&p->queue, cf__work_future(work));
     pthread_mutex_unlock(&p->lock);
     if (st == CF_OK)
         wake(p);
     return st;
-}
-
-static void cancel_all(cf_future *all) {
-    for (cf_future *f = all, *next; f; f = next) {
-        next = f->queue_next;
-        cf_future_cancel(f);
-        cf_work_release(cf__future_work(f));
-    }
 }
 
 static void join_manager(struct process_pool *p) {
@@ -824,10 +789,10 @@ static cf_status pool_shutdown(void *self, bool wait, bool cancel_futures) {
     pthread_mutex_lock(&p->lock);
     p->shutdown = true;
     if (cancel_futures)
-        cancelled = take_all_locked(p);
+        cancelled = cf__queue_take_all(&p->queue);
     pthread_mutex_unlock(&p->lock);
     wake(p);
-    cancel_all(cancelled);
+    cf__works_cancel(cancelled);
     if (!wait)
         return CF_OK;
     if (current_pool == p)
@@ -837,9 +802,7 @@ static cf_status pool_shutdown(void *self, bool wait, bool cancel_futures) {
 }
 
 static void free_pool_memory(struct process_pool *p) {
-    for (size_t i = 0; i < p->ninitargs; i++)
-        cf_value_free(&p->initargs[i]);
-    free(p->initargs);
+    cf__values_free(p->initargs, p->ninitargs);
     free(p->workers);
     free(p->pfds);
     cf__buf_free(&p->out);
@@ -897,18 +860,12 @@ static cf_status pool_prepare(struct process_pool *p,
         return CF_NOMEM;
     if (pipe2(p->wake, O_NONBLOCK | O_CLOEXEC))
         return CF_EAGAIN;
-    if (!o->initializer || !o->ninitargs)
+    if (!o->initializer)
         return CF_OK;
-    p->initargs = calloc(o->ninitargs, sizeof *p->initargs);
-    if (!p->initargs)
-        return CF_NOMEM;
-    p->ninitargs = o->ninitargs;
-    for (size_t i = 0; i < o->ninitargs; i++) {
-        cf_status st = cf_value_copy(&p->initargs[i], &o->initargs[i]);
-        if (st != CF_OK)
-            return st;
-    }
-    return CF_OK;
+    cf_status st = cf__values_dup(o->initargs, o->ninitargs, &p->initargs);
+    if (st == CF_OK)
+        p->ninitargs = o->ninitargs;
+    return st;
 }
 
 static cf_status init_sync(struct process_pool *p) {

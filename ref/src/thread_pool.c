@@ -35,8 +35,8 @@ struct thread_pool {
     pthread_mutex_t lock;
     pthread_cond_t work_cond;
     pthread_mutex_t join_lock;
-    cf_future *head, *tail; /* queued works, linked by queue_next */
-    size_t queued, idle;
+    struct cf__queue queue;
+    size_t idle;
     size_t max_workers;
     struct worker *workers;
     size_t nworkers, cap;
@@ -54,35 +54,6 @@ static atomic_uint pool_counter;
 
 const char *cf_current_thread_name(void) {
     return current_name;
-}
-
-/* ---- the queue (pool->lock held) -------------------------------------- */
-
-static void push_locked(struct thread_pool *p, cf_future *f) {
-    f->queue_next = NULL;
-    if (p->tail)
-        p->tail->queue_next = f;
-    else
-        p->head = f;
-    p->tail = f;
-    p->queued++;
-}
-
-static cf_future *pop_locked(struct thread_pool *p) {
-    cf_future *f = p->head;
-    p->head = f->queue_next;
-    if (!p->head)
-        p->tail = NULL;
-    p->queued--;
-    return f;
-}
-
-/* Detaches the whole queue, to be ended outside the lock. */
-static cf_future *take_all_locked(struct thread_pool *p) {
-    cf_future *all = p->head;
-    p->head = p->tail = NULL;
-    p->queued = 0;
-    return all;
 }
 
 /* ---- workers ---------------------------------------------------------- */
@@ -103,7 +74,7 @@ static bool initialize(struct thread_pool *p) {
     cf__error_free(error);
     pthread_mutex_lock(&p->lock);
     p->broken = true;
-    cf_future *all = take_all_locked(p);
+    cf_future *all = cf__queue_take_all(&p->queue);
     pthread_mutex_unlock(&p->lock);
     for (cf_future *f = all, *next; f; f = next) {
         next = f->queue_next;
@@ -141,8 +112,8 @@ static void count_busy(void *arg) {
     pthread_mutex_lock(&p->lock);
     p->idle--;
     fin->counted_idle = false;
-    if (!p->shutdown && p->queued > p->idle && p->nworkers < p->max_workers &&
-        start_worker_locked(p) == CF_OK)
+    if (!p->shutdown && p->queue.len > p->idle &&
+        p->nworkers < p->max_workers && start_worker_locked(p) == CF_OK)
         pthread_cond_signal(&p->work_cond);
     pthread_mutex_unlock(&p->lock);
 }
@@ -154,14 +125,14 @@ static void *worker_main(void *arg) {
         goto out;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->head && !p->shutdown) {
+        while (!p->queue.head && !p->shutdown) {
             p->idle++;
             pthread_cond_wait(&p->work_cond, &p->lock);
             p->idle--;
         }
-        if (!p->head)
+        if (!p->queue.head)
             break; /* shut down and drained */
-        cf_future *f = pop_locked(p);
+        cf_future *f = cf__queue_pop(&p->queue);
         pthread_mutex_unlock(&p->lock);
         struct finishing fin = {p, false};
         struct cf__run_hooks hooks = {count_idle, count_busy, &fin};
@@ -234,13 +205,13 @@ static cf_status pool_submit(void *self, cf_work *work) {
         st = p->broken ? CF_BROKEN : CF_SHUTDOWN;
         goto out_unlock;
     }
-    push_locked(p, cf__work_future(work));
-    if (p->queued > p->idle && p->nworkers < p->max_workers) {
+    cf__queue_push(&p->queue, cf__work_future(work));
+    if (p->queue.len > p->idle && p->nworkers < p->max_workers) {
         st = start_worker_locked(p);
         if (st != CF_OK && p->nworkers > 0)
             st = CF_OK; /* a running worker will get to it */
         if (st != CF_OK) {
-            take_all_locked(p); /* it was the only queued call */
+            cf__queue_take_all(&p->queue); /* it was the only queued call */
             goto out_unlock;
         }
     }
@@ -248,14 +219,6 @@ static cf_status pool_submit(void *self, cf_work *work) {
 out_unlock:
     pthread_mutex_unlock(&p->lock);
     return st;
-}
-
-static void cancel_all(cf_future *all) {
-    for (cf_future *f = all, *next; f; f = next) {
-        next = f->queue_next;
-        cf_future_cancel(f);
-        cf_work_release(cf__future_work(f));
-    }
 }
 
 /* Joins every worker; called after shutdown, by a thread that is not one
@@ -279,10 +242,10 @@ static cf_status pool_shutdown(void *self, bool wait, bool cancel_futures) {
     pthread_mutex_lock(&p->lock);
     p->shutdown = true;
     if (cancel_futures)
-        cancelled = take_all_locked(p);
+        cancelled = cf__queue_take_all(&p->queue);
     pthread_cond_broadcast(&p->work_cond);
     pthread_mutex_unlock(&p->lock);
-    cancel_all(cancelled);
+    cf__works_cancel(cancelled);
     if (!wait)
         return CF_OK;
     if (current_pool == p)
@@ -293,9 +256,7 @@ static cf_status pool_shutdown(void *self, bool wait, bool cancel_futures) {
 
 /* Frees what copy_options made, the thread table and the pool. */
 static void free_pool_memory(struct thread_pool *p) {
-    for (size_t i = 0; i < p->ninitargs; i++)
-        cf_value_free(&p->initargs[i]);
-    free(p->initargs);
+    cf__values_free(p->initargs, p->ninitargs);
     free(p->workers);
     free(p->prefix);
     free(p);
@@ -345,18 +306,12 @@ static cf_status copy_options(struct thread_pool *p,
     if (!p->prefix)
         return CF_NOMEM;
     p->initializer = o->initializer;
-    if (!o->initializer || o->ninitargs == 0)
+    if (!o->initializer)
         return CF_OK;
-    p->initargs = calloc(o->ninitargs, sizeof *p->initargs);
-    if (!p->initargs)
-        return CF_NOMEM;
-    p->ninitargs = o->ninitargs;
-    for (size_t i = 0; i < o->ninitargs; i++) {
-        cf_status st = cf_value_copy(&p->initargs[i], &o->initargs[i]);
-        if (st != CF_OK)
-            return st;
-    }
-    return CF_OK;
+    cf_status st = cf__values_dup(o->initargs, o->ninitargs, &p->initargs);
+    if (st == CF_OK)
+        p->ninitargs = o->ninitargs;
+    return st;
 }
 
 static cf_status init_sync(struct thread_pool *p) {
