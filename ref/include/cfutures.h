@@ -677,7 +677,12 @@ const char *cf_current_thread_name(void);
  * starts a thread, gives workers that come from a one-thread process
  * whatever the program does later, and ThreadSanitizer can follow them. A
  * fresh image (exec, Python's "spawn") would need tasks registered by name;
- * a fork keeps the program's code.
+ * a fork keeps the program's code. The one fork from the caller's process
+ * remains: cfutures' own locks and glibc's malloc are made safe across it,
+ * but a lock of the program's that another thread holds while
+ * cf_process_pool_new runs is held forever in every worker, so a task
+ * that takes such a lock hangs. Make process pools before starting threads
+ * that hold locks, or do not take those locks in tasks.
  *
  * How a task is found: by its address. Every worker is a fork of the
  * caller's process image, so any function linked into the program (or in
@@ -753,11 +758,12 @@ cf_status cf_process_pool_options_init(cf_process_pool_options *o);
  * out:     owned by the caller (cf_executor_free, which leaves no process
  *          of the pool running).
  * Returns: CF_OK; CF_EINVAL (bad max_workers or max_tasks_per_child,
- *          initargs NULL with ninitargs > 0, out NULL); CF_EAGAIN (no thread
- * or process could be started); CF_NOMEM. Thread-safety: any thread. Blocks
- * until the fork server has started. cf_submit on the pool never blocks on a
- * worker; cf_executor_shutdown with wait joins the manager thread (CF_DEADLOCK
- * from a done callback, which runs in that thread).
+ *          initargs NULL with ninitargs > 0, out NULL); CF_EAGAIN (no
+ *          thread or process could be started); CF_NOMEM.
+ * Thread-safety: any thread. Blocks until the fork server has started.
+ * cf_submit on the pool never blocks on a worker; cf_executor_shutdown with
+ * wait joins the manager thread (CF_DEADLOCK from a done callback, which
+ * runs in that thread).
  */
 cf_status cf_process_pool_new(const cf_process_pool_options *options,
                               cf_executor **out);
