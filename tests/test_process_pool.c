@@ -3,7 +3,8 @@
  * (argument checks), values and errors crossing the process boundary, a PTR
  * refused as Python refuses what it cannot pickle, callbacks in the parent,
  * one call in flight per worker (queued futures stay cancellable), the
- * initializer, max_tasks_per_child, a dying worker breaking the pool, and
+ * initializer, max_tasks_per_child, a dying worker breaking the pool,
+ * map with chunksize (items sent in chunks, results still in order), and
  * shutdown and free leaving no process, thread or descriptor behind.
  *
  * Tasks run in other processes, so they synchronise through a cross-process
@@ -593,6 +594,227 @@ TEST(process_pool_broken_free_leaves_nothing) {
     wait_thread_count(threads);
     ASSERT_EQ(count_fds(), fds);
     ASSERT_OK(cf_future_release(f));
+}
+
+/* ---- map with chunksize -------------------------------------------------
+ */
+
+/* The sum of the int arguments. */
+static void task_sum(cf_call *call) {
+    int64_t sum = 0;
+    for (size_t i = 0; i < cf_nargs(call); i++)
+        sum += cf_arg(call, i)->as.i;
+    cf_return(call, cf_int(sum));
+}
+
+/* arg0: int; raises ValueError "item <arg0>" when it is negative, else
+ * returns it. */
+static void task_fail_negative(cf_call *call) {
+    int64_t i = cf_arg(call, 0)->as.i;
+    if (i < 0)
+        cf_raise(call, "ValueError", "item %lld", (long long)i);
+    else
+        cf_return(call, cf_int(i));
+}
+
+static cf_map_iter *pmap(cf_executor *ex, cf_fn fn, const cf_value *args,
+                         size_t nitems, size_t nargs, double timeout,
+                         size_t chunksize) {
+    cf_map_iter *it = NULL;
+    ASSERT_OK(cf_map(ex, fn, args, nitems, nargs, timeout, chunksize, &it));
+    ASSERT_NOT_NULL(it);
+    return it;
+}
+
+static int64_t map_next_int(cf_map_iter *it) {
+    cf_value v;
+    const cf_error *e = NULL;
+    ASSERT_OK(cf_map_next(it, &v, &e));
+    ASSERT_EQ(v.type, CF_TYPE_INT);
+    return v.as.i;
+}
+
+static void map_expect_stop(cf_map_iter *it) {
+    cf_value v;
+    ASSERT_STATUS(cf_map_next(it, &v, NULL), CF_STOP);
+}
+
+/* Items sent in chunks of 1, 3 and more than the input (10 items, not a
+ * multiple of 3, two arguments each) come back one by one in input order;
+ * so do values of every type, and calls without arguments.
+ * clause: process-pool.map.chunksize-in-order */
+TEST(process_pool_map_chunksize_in_order) {
+    cf_executor *ex = ppool(3, CF_UNLIMITED_TASKS);
+    cf_value args[20];
+    for (int i = 0; i < 10; i++) {
+        args[2 * i] = cf_int(i * i);
+        args[2 * i + 1] = cf_int(1000);
+    }
+    size_t sizes[4] = {1, 3, 4, 50};
+    for (int k = 0; k < 4; k++) {
+        cf_map_iter *it = pmap(ex, task_sum, args, 10, 2, LONG, sizes[k]);
+        for (int i = 0; i < 10; i++)
+            ASSERT_EQ(map_next_int(it), i * i + 1000);
+        map_expect_stop(it);
+        map_expect_stop(it);
+        ASSERT_OK(cf_map_close(it));
+    }
+    cf_value vals[7] = {cf_none(), cf_bool(true), cf_int(-5), cf_double(2.5),
+                        cf_none(), cf_none(),     cf_none()};
+    ASSERT_OK(cf_value_bytes(&vals[4], "a\0b", 3));
+    ASSERT_OK(cf_value_str(&vals[5], "h\xc3\xa9llo"));
+    ASSERT_OK(cf_value_bytes(&vals[6], NULL, 0));
+    cf_map_iter *it = pmap(ex, task_echo, vals, 7, 1, LONG, 3);
+    for (int i = 0; i < 7; i++) {
+        cf_value v;
+        ASSERT_OK(cf_map_next(it, &v, NULL));
+        ASSERT_TRUE(cf_value_equal(&v, &vals[i]));
+        cf_value_free(&v);
+    }
+    map_expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    for (int i = 0; i < 7; i++)
+        cf_value_free(&vals[i]);
+    it = pmap(ex, task_getpid, NULL, 5, 0, LONG, 2);
+    for (int i = 0; i < 5; i++)
+        ASSERT_NE(map_next_int(it), getpid());
+    map_expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    it = pmap(ex, task_sum, NULL, 0, 2, LONG, 3);
+    map_expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* chunksize 0 is refused by the process pool's map (Python: ValueError
+ * "chunksize must be >= 1."), even with no items; a thread pool still
+ * ignores it. clause: process-pool.map.chunksize-zero-refused */
+TEST(process_pool_map_chunksize_zero_refused) {
+    cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
+    cf_value args[3] = {cf_int(1), cf_int(2), cf_int(3)};
+    cf_map_iter *it = NULL;
+    ASSERT_STATUS(cf_map(ex, task_echo, args, 3, 1, LONG, 0, &it), CF_EINVAL);
+    ASSERT_STATUS(cf_map(ex, task_echo, NULL, 0, 1, LONG, 0, &it), CF_EINVAL);
+    ASSERT_NULL(it);
+    ASSERT_OK(cf_executor_free(ex));
+    cf_executor *tp = pool_new(2);
+    it = pmap(tp, task_echo, args, 3, 1, LONG, 0);
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(map_next_int(it), i + 1);
+    map_expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(tp));
+}
+
+/* An item that raises fails its whole chunk: the results of earlier chunks
+ * come first, then the error at the chunk's first item (the chunk's other
+ * results are lost), then the iteration ends; as Python's divmod over
+ * [(5,2),(5,0),(5,3)] with chunksize 3 raises at the first next().
+ * clause: process-pool.map.chunk-error-at-first-item */
+TEST(process_pool_map_chunk_error_at_first_item) {
+    cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
+    cf_value args[9];
+    for (int i = 0; i < 9; i++)
+        args[i] = cf_int(i == 4 ? -4 : i);
+    cf_map_iter *it = pmap(ex, task_fail_negative, args, 9, 1, LONG, 3);
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(map_next_int(it), i);
+    cf_value v;
+    const cf_error *e = NULL;
+    ASSERT_STATUS(cf_map_next(it, &v, &e), CF_RAISED);
+    check_error(e, CF_RAISED, "ValueError", "item -4");
+    map_expect_stop(it);
+    map_expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    cf_value first[3] = {cf_int(5), cf_int(-1), cf_int(3)};
+    it = pmap(ex, task_fail_negative, first, 3, 1, LONG, 3);
+    ASSERT_STATUS(cf_map_next(it, &v, &e), CF_RAISED);
+    check_error(e, CF_RAISED, "ValueError", "item -1");
+    map_expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* A PTR argument or result fails its chunk with the pickling TypeError, at
+ * the chunk's first item. clause: process-pool.map.chunk-ptr-refused */
+TEST(process_pool_map_chunk_ptr_refused) {
+    cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
+    int x;
+    cf_value args[4] = {cf_int(0), cf_int(1), cf_int(2), cf_ptr(&x)};
+    cf_value v;
+    const cf_error *e = NULL;
+    cf_map_iter *it = pmap(ex, task_echo, args, 4, 1, LONG, 2);
+    ASSERT_EQ(map_next_int(it), 0);
+    ASSERT_EQ(map_next_int(it), 1);
+    ASSERT_STATUS(cf_map_next(it, &v, &e), CF_RAISED);
+    check_error(e, CF_RAISED, "TypeError", "cannot pickle 'pointer' object");
+    map_expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    it = pmap(ex, task_return_ptr, NULL, 3, 0, LONG, 3);
+    ASSERT_STATUS(cf_map_next(it, &v, &e), CF_RAISED);
+    check_error(e, CF_RAISED, "TypeError", "cannot pickle 'pointer' object");
+    map_expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* Each chunk is one call of a worker: with max_tasks_per_child 1 every
+ * chunk gets a fresh worker, so the items of a chunk share a pid and
+ * different chunks do not. clause: process-pool.map.chunksize-groups-calls */
+TEST(process_pool_map_chunksize_groups_calls) {
+    cf_executor *ex = ppool(2, 1);
+    int64_t pids[7];
+    cf_map_iter *it = pmap(ex, task_getpid, NULL, 7, 0, LONG, 3);
+    for (int i = 0; i < 7; i++) {
+        pids[i] = map_next_int(it);
+        ASSERT_NE(pids[i], getpid());
+    }
+    map_expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_EQ(pids[0], pids[1]);
+    ASSERT_EQ(pids[0], pids[2]);
+    ASSERT_EQ(pids[3], pids[4]);
+    ASSERT_EQ(pids[3], pids[5]);
+    ASSERT_NE(pids[0], pids[3]);
+    ASSERT_NE(pids[0], pids[6]);
+    ASSERT_NE(pids[3], pids[6]);
+    /* chunksize 1: one call, so one fresh worker, per item */
+    it = pmap(ex, task_getpid, NULL, 3, 0, LONG, 1);
+    for (int i = 0; i < 3; i++)
+        pids[i] = map_next_int(it);
+    map_expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_NE(pids[0], pids[1]);
+    ASSERT_NE(pids[1], pids[2]);
+    ASSERT_NE(pids[0], pids[2]);
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* The deadline counts from cf_map: a chunk still running when it passes
+ * gives TimeoutError at its first item, and the iteration ends (the
+ * running chunk is not stopped).
+ * clause: process-pool.map.chunk-timeout */
+TEST(process_pool_map_chunk_timeout) {
+    cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
+    xgate g[2];
+    xgate_init(&g[0], "chunk-timeout-0");
+    xgate_init(&g[1], "chunk-timeout-1");
+    cf_value args[4] = {str_value(g[0].path), cf_int(10), str_value(g[1].path),
+                        cf_int(11)};
+    cf_map_iter *it = pmap(ex, task_gate, args, 2, 2, 0.01, 2);
+    xgate_wait_started(&g[0]); /* the chunk runs until the gates open */
+    cf_value v;
+    const cf_error *e = NULL;
+    ASSERT_STATUS(cf_map_next(it, &v, &e), CF_TIMEOUT);
+    check_error(e, CF_TIMEOUT, "TimeoutError", "");
+    map_expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    xgate_open(&g[0]);
+    xgate_wait_started(&g[1]);
+    xgate_open(&g[1]);
+    ASSERT_OK(cf_executor_free(ex));
+    cf_value_free(&args[0]);
+    cf_value_free(&args[2]);
 }
 
 /* ---- stress

@@ -856,8 +856,17 @@ typedef struct cf_map_iter cf_map_iter;
  *          args[i * nargs] .. args[i * nargs + nargs - 1] -- Python's
  *          iterables zipped. nitems may be 0.
  * timeout: for the whole iteration, counted from this call.
- * chunksize: calls per task for executors that batch them (Python's default
- *          is 1); thread pools ignore it, whatever its value, as in Python.
+ * chunksize: items per task for the process pool (Python's default is 1):
+ *          the items are sent to the workers in chunks of chunksize items
+ *          (the last may be shorter), one call of a worker per chunk, and
+ *          the results still come back one by one in input order. If an
+ *          item of a chunk raises, the whole chunk fails: its first item
+ *          gives that error (the chunk's other results are lost) and the
+ *          iteration ends as for any error; a PTR argument or result fails
+ *          its chunk with the pool's pickling TypeError. 0 is refused
+ *          (CF_EINVAL; Python: ValueError "chunksize must be >= 1.").
+ *          Thread pools and other executors ignore it, whatever its value,
+ *          as in Python.
  * out:     owned by the caller (cf_map_close).
  * Returns: CF_OK; CF_SHUTDOWN / CF_BROKEN / CF_EAGAIN / CF_NOMEM when a
  *          submit fails (what was already submitted is cancelled, and no

@@ -16,7 +16,8 @@ struct cf_executor {
     void *self;
     atomic_bool shutdown;
     atomic_uint refs;
-    bool visited; /* by the exit handler */
+    bool visited;     /* by the exit handler */
+    bool runs_chunks; /* cf_map groups items into chunks (process pools) */
     struct cf_executor *prev, *next;
 };
 
@@ -100,6 +101,14 @@ cf_status cf_executor_new(const cf_executor_ops *ops, void *self,
     pthread_mutex_unlock(&registry_lock);
     *out = ex;
     return CF_OK;
+}
+
+void cf__executor_set_runs_chunks(cf_executor *ex) {
+    ex->runs_chunks = true;
+}
+
+bool cf__executor_runs_chunks(const cf_executor *ex) {
+    return ex->runs_chunks;
 }
 
 const char *cf_executor_name(const cf_executor *ex) {

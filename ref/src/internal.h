@@ -220,6 +220,11 @@ void cf__values_free(cf_value *values, size_t n);
 
 /* True once the atexit wait began: submits are refused from then on. */
 bool cf__exiting(void);
+/* Makes cf_map send items to ex in chunks of its chunksize (process pools,
+ * as Python's ProcessPoolExecutor.map); set right after cf_executor_new,
+ * before anyone else sees ex. */
+void cf__executor_set_runs_chunks(cf_executor *ex);
+bool cf__executor_runs_chunks(const cf_executor *ex);
 
 /* ---- crossing a process boundary (ipc.c, process_pool.c) -------------- */
 

@@ -923,8 +923,10 @@ cf_status cf_process_pool_new(const cf_process_pool_options *options,
     if (st != CF_OK)
         goto err_destroy_sync;
     st = cf_executor_new(&process_pool_ops, p, out);
-    if (st == CF_OK)
+    if (st == CF_OK) {
+        cf__executor_set_runs_chunks(*out);
         return CF_OK;
+    }
     pool_shutdown(p, true, false);
 err_destroy_sync:
     destroy_sync(p);
