@@ -317,37 +317,40 @@ static cf_status wait_done(cf_future *f, double timeout, struct stripe **s) {
     return CF_OK;
 }
 
-cf_status cf_future_result(cf_future *f, double timeout, cf_value *out) {
+/* Waits until done; CF_OK with *error set (NULL: finished without one),
+ * CF_CANCELLED, CF_TIMEOUT or CF_EINVAL. */
+static cf_status wait_outcome(cf_future *f, double timeout,
+                              const cf_error **error) {
     struct stripe *s;
     cf_status st = wait_done(f, timeout, &s);
     if (st != CF_OK)
         return st;
     bool cancelled = f->state == CF__CANCELLED;
-    const cf_error *error = f->error;
+    *error = f->error;
     unlock_stripe(s);
-    /* A finished future's outcome never changes again: read it unlocked. */
-    if (cancelled)
-        return CF_CANCELLED;
+    return cancelled ? CF_CANCELLED : CF_OK;
+}
+
+cf_status cf_future_result(cf_future *f, double timeout, cf_value *out) {
+    const cf_error *error;
+    cf_status st = wait_outcome(f, timeout, &error);
+    if (st != CF_OK)
+        return st;
     if (error)
         return error->status;
+    /* A finished future's outcome never changes again: read it unlocked. */
     return out ? cf_value_copy(out, &f->value) : CF_OK;
 }
 
 cf_status cf_future_exception(cf_future *f, double timeout,
                               const cf_error **out) {
-    struct stripe *s;
+    const cf_error *error;
     if (!out)
         return CF_EINVAL;
-    cf_status st = wait_done(f, timeout, &s);
-    if (st != CF_OK)
-        return st;
-    bool cancelled = f->state == CF__CANCELLED;
-    const cf_error *error = f->error;
-    unlock_stripe(s);
-    if (cancelled)
-        return CF_CANCELLED;
-    *out = error;
-    return CF_OK;
+    cf_status st = wait_outcome(f, timeout, &error);
+    if (st == CF_OK)
+        *out = error;
+    return st;
 }
 
 /* ---- callbacks -------------------------------------------------------- */

@@ -212,6 +212,12 @@ cf_future *cf__queue_pop(struct cf__queue *q);
 cf_future *cf__queue_take_all(struct cf__queue *q);
 /* Cancels and ends every work of such a list (callbacks run here). */
 void cf__works_cancel(cf_future *list);
+/* A pool's lock, the lock serialising its joiners, and its condition
+ * variable (on CLOCK_MONOTONIC): all made, or none (CF_EAGAIN). */
+cf_status cf__pool_sync_init(pthread_mutex_t *lock, pthread_mutex_t *join_lock,
+                             pthread_cond_t *cond);
+void cf__pool_sync_destroy(pthread_mutex_t *lock, pthread_mutex_t *join_lock,
+                           pthread_cond_t *cond);
 /* Deep copies of n values (*out NULL when n is 0); CF_NOMEM, CF_EINVAL. */
 cf_status cf__values_dup(const cf_value *src, size_t n, cf_value **out);
 void cf__values_free(cf_value *values, size_t n);

@@ -812,15 +812,10 @@ static void free_pool_memory(struct process_pool *p) {
     free(p);
 }
 
-static void destroy_sync(struct process_pool *p) {
-    pthread_cond_destroy(&p->cond);
-    pthread_mutex_destroy(&p->join_lock);
-    pthread_mutex_destroy(&p->lock);
-}
-
 static void pool_free(void *self) {
-    destroy_sync(self);
-    free_pool_memory(self);
+    struct process_pool *p = self;
+    cf__pool_sync_destroy(&p->lock, &p->join_lock, &p->cond);
+    free_pool_memory(p);
 }
 
 static const cf_executor_ops process_pool_ops = {
@@ -868,21 +863,6 @@ static cf_status pool_prepare(struct process_pool *p,
     return st;
 }
 
-static cf_status init_sync(struct process_pool *p) {
-    if (pthread_mutex_init(&p->lock, NULL))
-        return CF_EAGAIN;
-    if (pthread_mutex_init(&p->join_lock, NULL)) {
-        pthread_mutex_destroy(&p->lock);
-        return CF_EAGAIN;
-    }
-    if (cf__cond_init(&p->cond)) {
-        pthread_mutex_destroy(&p->join_lock);
-        pthread_mutex_destroy(&p->lock);
-        return CF_EAGAIN;
-    }
-    return CF_OK;
-}
-
 /* Starts the manager thread, every signal blocked in it (it inherits the
  * mask), and waits until it has forked the server. */
 static cf_status start_manager(struct process_pool *p) {
@@ -916,7 +896,7 @@ cf_status cf_process_pool_new(const cf_process_pool_options *options,
         return CF_NOMEM;
     cf_status st = pool_prepare(p, o);
     if (st == CF_OK)
-        st = init_sync(p);
+        st = cf__pool_sync_init(&p->lock, &p->join_lock, &p->cond);
     if (st != CF_OK)
         goto err_free_memory;
     st = start_manager(p);
@@ -929,7 +909,7 @@ cf_status cf_process_pool_new(const cf_process_pool_options *options,
     }
     pool_shutdown(p, true, false);
 err_destroy_sync:
-    destroy_sync(p);
+    cf__pool_sync_destroy(&p->lock, &p->join_lock, &p->cond);
 err_free_memory:
     free_pool_memory(p);
     return st;

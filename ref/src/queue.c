@@ -1,7 +1,8 @@
 /*
  * queue.c -- what the executors share: the FIFO of queued works (linked
- * through each future's queue_next, so queueing allocates nothing) and
- * copies of initializer arguments. The caller provides the locking.
+ * through each future's queue_next, so queueing allocates nothing), copies
+ * of initializer arguments, and the set-up of a pool's locks. The caller
+ * provides the locking.
  */
 #include "internal.h"
 
@@ -41,6 +42,29 @@ void cf__works_cancel(cf_future *list) {
         cf_future_cancel(f);
         cf_work_release(cf__future_work(f));
     }
+}
+
+cf_status cf__pool_sync_init(pthread_mutex_t *lock, pthread_mutex_t *join_lock,
+                             pthread_cond_t *cond) {
+    if (pthread_mutex_init(lock, NULL))
+        return CF_EAGAIN;
+    if (pthread_mutex_init(join_lock, NULL))
+        goto err_destroy_lock;
+    if (cf__cond_init(cond))
+        goto err_destroy_join_lock;
+    return CF_OK;
+err_destroy_join_lock:
+    pthread_mutex_destroy(join_lock);
+err_destroy_lock:
+    pthread_mutex_destroy(lock);
+    return CF_EAGAIN;
+}
+
+void cf__pool_sync_destroy(pthread_mutex_t *lock, pthread_mutex_t *join_lock,
+                           pthread_cond_t *cond) {
+    pthread_cond_destroy(cond);
+    pthread_mutex_destroy(join_lock);
+    pthread_mutex_destroy(lock);
 }
 
 cf_status cf__values_dup(const cf_value *src, size_t n, cf_value **out) {

@@ -262,15 +262,10 @@ static void free_pool_memory(struct thread_pool *p) {
     free(p);
 }
 
-static void destroy_sync(struct thread_pool *p) {
-    pthread_cond_destroy(&p->work_cond);
-    pthread_mutex_destroy(&p->join_lock);
-    pthread_mutex_destroy(&p->lock);
-}
-
 static void pool_free(void *self) {
-    destroy_sync(self);
-    free_pool_memory(self);
+    struct thread_pool *p = self;
+    cf__pool_sync_destroy(&p->lock, &p->join_lock, &p->work_cond);
+    free_pool_memory(p);
 }
 
 static const cf_executor_ops thread_pool_ops = {
@@ -314,21 +309,6 @@ static cf_status copy_options(struct thread_pool *p,
     return st;
 }
 
-static cf_status init_sync(struct thread_pool *p) {
-    if (pthread_mutex_init(&p->lock, NULL))
-        return CF_EAGAIN;
-    if (pthread_mutex_init(&p->join_lock, NULL)) {
-        pthread_mutex_destroy(&p->lock);
-        return CF_EAGAIN;
-    }
-    if (pthread_cond_init(&p->work_cond, NULL)) {
-        pthread_mutex_destroy(&p->join_lock);
-        pthread_mutex_destroy(&p->lock);
-        return CF_EAGAIN;
-    }
-    return CF_OK;
-}
-
 cf_status cf_thread_pool_new(const cf_thread_pool_options *options,
                              cf_executor **out) {
     cf_thread_pool_options defaults;
@@ -346,13 +326,13 @@ cf_status cf_thread_pool_new(const cf_thread_pool_options *options,
                          : (size_t)o->max_workers;
     cf_status st = copy_options(p, o);
     if (st == CF_OK)
-        st = init_sync(p);
+        st = cf__pool_sync_init(&p->lock, &p->join_lock, &p->work_cond);
     if (st != CF_OK)
         goto err_free_options;
     st = cf_executor_new(&thread_pool_ops, p, out);
     if (st == CF_OK)
         return CF_OK;
-    destroy_sync(p);
+    cf__pool_sync_destroy(&p->lock, &p->join_lock, &p->work_cond);
 err_free_options:
     free_pool_memory(p);
     return st;
