@@ -904,22 +904,122 @@ TEST(process_pool_many_tiny_tasks) {
     ASSERT_EQ(count_fds(), fds);
 }
 
-/* Repeated kills each end in a broken pool with every future done.
+/* A small seeded PRNG (splitmix64), so a failing run can be replayed. */
+static uint64_t prng_state;
+
+static uint64_t prng_next(void) {
+    uint64_t z = (prng_state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/* A number in [0, n). */
+static int prng_below(int n) {
+    return (int)(prng_next() % (uint64_t)n);
+}
+
+/* Seeds from CF_TEST_SEED, or else from the clock and the pid, and prints
+ * the seed (CTest shows it with a failure's output). */
+static void prng_seed(void) {
+    const char *env = getenv("CF_TEST_SEED");
+    prng_state = env ? strtoull(env, NULL, 0)
+                     : (uint64_t)(test_now() * 1e9) ^ (uint64_t)getpid();
+    fprintf(stderr, "seed %llu (CF_TEST_SEED replays it)\n",
+            (unsigned long long)prng_state);
+}
+
+/* Done future f, a task_echo(i), either has the value i or failed with
+ * BrokenProcessPool naming a SIGKILL. */
+static void check_echo_or_broken(cf_future *f, int64_t i) {
+    ASSERT_TRUE(cf_future_done(f));
+    cf_value v;
+    cf_status st = cf_future_result(f, 0, &v);
+    if (st == CF_BROKEN) {
+        check_broken(f, "killed by signal 9)");
+        return;
+    }
+    ASSERT_OK(st);
+    ASSERT_EQ(v.as.i, i);
+}
+
+/* Submits task_echo(i) until cf_submit says CF_BROKEN (LONG fails); each
+ * call accepted meanwhile ends with its value or broken. */
+static void submit_until_broken(cf_executor *ex) {
+    double deadline = test_now() + LONG;
+    cf_future *f;
+    cf_value v = cf_int(-1);
+    cf_status st;
+    while ((st = cf_submit(ex, task_echo, &v, 1, &f)) == CF_OK) {
+        wait_done(f);
+        check_echo_or_broken(f, -1);
+        ASSERT_OK(cf_future_release(f));
+        ASSERT_DBL_OP(test_now(), <, deadline);
+    }
+    ASSERT_STATUS(st, CF_BROKEN);
+}
+
+/* Kills (SIGKILL) the worker that ran f, a task_getpid call. */
+static void kill_worker_of(cf_future *f) {
+    cf_value pid;
+    ASSERT_OK(cf_future_result(f, LONG, &pid));
+    ASSERT_EQ(kill((pid_t)pid.as.i, SIGKILL), 0);
+}
+
+/* Random worker kills, each ending in a broken pool with every future
+ * done. Each round submits 2 to 8 calls to a pool of two workers; a random
+ * one of them is the victim, which dies one of two ways: the call kills its
+ * worker (SIGKILL while running), or it returns its worker's pid and the
+ * test kills that worker (idle by then, or running a later call). The
+ * moment varies too: a random number of the calls after the victim go in
+ * before the test kills the worker, or before it waits for the killing
+ * call to fail; the rest after (those may get CF_BROKEN, and must once the
+ * killing call has failed). Then the test submits until the pool says
+ * CF_BROKEN, frees it, and checks that every future is done, with its
+ * value or broken, and the killing call broken. The seed is printed.
  * clause: process-pool.worker-death-breaks-pool */
 TEST(process_pool_repeated_kills) {
-    long n = test_repeats(40);
+    long n = test_repeats(1000);
+    prng_seed();
     for (long k = 0; k < n; k++) {
         cf_executor *ex = ppool(2, CF_UNLIMITED_TASKS);
-        cf_future *fs[4];
-        for (int i = 0; i < 4; i++)
-            ASSERT_OK(
-                cf_submit(ex, i == (int)(k % 4) ? task_kill_self : task_getpid,
-                          NULL, 0, &fs[i]));
+        cf_future *fs[8] = {NULL};
+        int m = 2 + prng_below(7), victim = prng_below(m);
+        int before = victim + 1 + prng_below(m - victim);
+        bool self = prng_below(2);
+        for (int i = 0; i <= m; i++) {
+            if (i == before && self)
+                wait_done(fs[victim]);
+            else if (i == before)
+                kill_worker_of(fs[victim]);
+            if (i == m)
+                break;
+            cf_value v = cf_int(i);
+            cf_status st =
+                i != victim ? cf_submit(ex, task_echo, &v, 1, &fs[i])
+                : self      ? cf_submit(ex, task_kill_self, NULL, 0, &fs[i])
+                            : cf_submit(ex, task_getpid, NULL, 0, &fs[i]);
+            if (i <= victim || (!self && i < before))
+                ASSERT_OK(st); /* nothing has died yet */
+            else if (self && i >= before)
+                ASSERT_STATUS(st, CF_BROKEN); /* the killing call failed */
+            else if (st != CF_OK)
+                ASSERT_STATUS(st, CF_BROKEN);
+            if (st != CF_OK)
+                fs[i] = NULL;
+        }
+        submit_until_broken(ex);
         ASSERT_OK(cf_executor_free(ex));
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < m; i++) {
+            if (!fs[i])
+                continue;
+            if (i == victim && self)
+                check_broken(fs[i], "killed by signal 9)");
+            else if (i != victim)
+                check_echo_or_broken(fs[i], i);
             ASSERT_TRUE(cf_future_done(fs[i]));
-        check_broken(fs[k % 4], "killed by signal 9)");
-        release_all(fs, 4);
+            ASSERT_OK(cf_future_release(fs[i]));
+        }
     }
 }
 
