@@ -473,6 +473,36 @@ TEST(process_pool_exited_worker_breaks_pool) {
     check_death_breaks(task_exit_7, "exited with status 7)");
 }
 
+/* A worker killed while idle breaks the pool too, with no call in flight
+ * (Python: "A child process terminated abruptly, the process pool is not
+ * usable anymore"): the pool stops its fork server on its own, cf_submit
+ * returns CF_BROKEN, and free returns and leaves no process, thread or
+ * descriptor of the pool. (The test waits for the server to go, the one
+ * sign of the break that needs no call: a call submitted earlier could
+ * be sent to the dead worker and break the pool itself, which would not
+ * show that an idle death is noticed.)
+ * clause: process-pool.worker-death-breaks-pool */
+TEST(process_pool_idle_worker_killed_breaks_pool) {
+    settle_runtime_threads();
+    int threads = count_threads(), fds = count_fds();
+    cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
+    cf_value parent = cf_bool(true);
+    pid_t worker = (pid_t)run_int(ex, task_getpid, NULL, 0);
+    pid_t server = (pid_t)run_int(ex, task_getpid, &parent, 1);
+    ASSERT_EQ(kill(worker, SIGKILL), 0);
+    double deadline = test_now() + LONG;
+    while (!process_gone(server)) {
+        ASSERT_DBL_OP(test_now(), <, deadline);
+        sched_yield();
+    }
+    cf_future *f;
+    ASSERT_STATUS(cf_submit(ex, task_getpid, NULL, 0, &f), CF_BROKEN);
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_TRUE(process_gone(worker));
+    wait_thread_count(threads);
+    ASSERT_EQ(count_fds(), fds);
+}
+
 /* Writes a frame that does not decode onto the worker's socket (which
  * process_pool.c keeps on descriptor 3), then returns normally. */
 static void task_corrupt_reply(cf_call *call) {
