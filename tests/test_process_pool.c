@@ -26,7 +26,9 @@
 #include <malloc.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define BROKEN_PREFIX                                                         \
@@ -522,6 +524,120 @@ TEST(process_pool_corrupt_reply_breaks_pool) {
     ASSERT_STATUS(cf_submit(ex, task_getpid, NULL, 0, &g), CF_BROKEN);
     ASSERT_OK(cf_executor_free(ex));
     ASSERT_OK(cf_future_release(f));
+}
+
+/* ---- the parent dying ----------------------------------------------------
+ */
+
+/* arg0: str path, arg1: str FIFO path. Writes "<pid> <parent pid>" to the
+ * file, then waits on the gate. */
+static void task_report_then_gate(cf_call *call) {
+    FILE *f = fopen(cf_arg(call, 0)->as.buf.data, "w");
+    if (!f || fprintf(f, "%d %d\n", (int)getpid(), (int)getppid()) < 0 ||
+        fclose(f))
+        _exit(98);
+    char c;
+    int fd = open(cf_arg(call, 1)->as.buf.data, O_RDONLY);
+    if (fd < 0 || read(fd, &c, 1) < 0)
+        _exit(99);
+    close(fd);
+}
+
+/* The worker's pid and its parent's (the fork server's) from the file. */
+static void read_report(const char *path, pid_t *pid, pid_t *parent) {
+    int a, b;
+    FILE *f = fopen(path, "r");
+    ASSERT_NOT_NULL(f);
+    ASSERT_EQ(fscanf(f, "%d %d", &a, &b), 2);
+    fclose(f);
+    *pid = a;
+    *parent = b;
+}
+
+/* Waits (up to LONG) until each of pids[0..n) has ended: reaped here (an
+ * orphan this subreaper inherited), or gone (a worker the fork server
+ * killed and reaped before it ended itself, having seen its socket close).
+ * At LONG kills those left and fails naming them. */
+static void reap_orphans(const pid_t *pids, int n) {
+    bool ended[8] = {false};
+    int left = n;
+    double deadline = test_now() + LONG;
+    while (left > 0) {
+        for (int i = 0; i < n; i++)
+            if (!ended[i] && (waitpid(pids[i], NULL, WNOHANG) == pids[i] ||
+                              process_gone(pids[i]))) {
+                ended[i] = true;
+                left--;
+            }
+        if (left > 0 && test_now() > deadline) {
+            for (int i = 0; i < n; i++)
+                if (!ended[i]) {
+                    fprintf(stderr, "process %d is still there\n",
+                            (int)pids[i]);
+                    kill(pids[i], SIGKILL);
+                }
+            test_fail(__FILE__, __LINE__,
+                      "%d of the pool's processes outlived its parent", left);
+        }
+        sched_yield();
+    }
+}
+
+/* If the parent process dies, its workers exit too: a child process makes
+ * a pool of two workers, each running a call that waits on a gate, and is
+ * killed (SIGKILL: nothing of the library runs). The fork server and both
+ * workers (their parent, as the workers see it), which this test process
+ * inherits as a child subreaper, end within LONG and are reaped; no child
+ * is left, not even a zombie.
+ * clause: process-pool.parent-death-ends-workers */
+TEST(process_pool_parent_death_ends_workers) {
+    /* The child forks with only this thread, as a program's main would. */
+    ASSERT_EQ(count_threads(), 1);
+    ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    xgate g[2];
+    char report[2][128];
+    for (int i = 0; i < 2; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "orphan-gate-%d", i);
+        xgate_init(&g[i], name);
+        snprintf(name, sizeof name, "orphan-pids-%d", i);
+        snprintf(report[i], sizeof report[i], "%s", in_folder(name));
+    }
+    pid_t test = getpid(), child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        /* Dies with the test, should the test fail first. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != test)
+            _exit(1);
+        cf_executor *ex = ppool(2, CF_UNLIMITED_TASKS);
+        for (int i = 0; i < 2; i++) {
+            cf_value args[2] = {str_value(report[i]), str_value(g[i].path)};
+            cf_future *f;
+            ASSERT_OK(cf_submit(ex, task_report_then_gate, args, 2, &f));
+        }
+        for (;;)
+            pause();
+    }
+    pid_t pids[3]; /* the two workers, then the fork server */
+    pid_t server[2];
+    for (int i = 0; i < 2; i++) {
+        xgate_wait_started(&g[i]); /* the report is written */
+        read_report(report[i], &pids[i], &server[i]);
+    }
+    ASSERT_NE(pids[0], pids[1]);
+    ASSERT_EQ(server[0], server[1]);
+    ASSERT_NE(server[0], child);
+    pids[2] = server[0];
+    int status;
+    ASSERT_EQ(kill(child, SIGKILL), 0);
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status));
+    reap_orphans(pids, 3);
+    ASSERT_EQ(waitpid(-1, NULL, WNOHANG), -1);
+    ASSERT_EQ(errno, ECHILD);
+    for (int i = 0; i < 2; i++)
+        close(g[i].fd);
 }
 
 /* ---- shutdown and free -----------------------------------------------------
