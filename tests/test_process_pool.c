@@ -26,7 +26,9 @@
 #include <malloc.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -303,6 +305,68 @@ TEST(process_pool_ptr_refused) {
     release_all((cf_future *[]){f, g}, 2);
     cf_value seven = cf_int(7);
     ASSERT_EQ(run_int(ex, task_echo, &seven, 1), 7);
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* arg0: int MiB. Builds a bytes value of that size, then lowers the
+ * worker's address space limit (RLIMIT_AS) to what it now uses plus half
+ * the value: the value exists, but the buffer that encodes it for the trip
+ * back (at least its size) can no longer be allocated. Returns the value.
+ * The limit stays, but the value's memory is free again once sent. */
+static void task_too_large(cf_call *call) {
+    size_t len = (size_t)cf_arg(call, 0)->as.i << 20;
+    /* The copy's source: read-only zero pages, which take no memory. */
+    void *zeros =
+        mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cf_value v;
+    if (zeros == MAP_FAILED || cf_value_bytes(&v, zeros, len) != CF_OK)
+        _exit(97);
+    munmap(zeros, len);
+    long pages;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld", &pages) != 1)
+        _exit(96);
+    fclose(f);
+    struct rlimit lim;
+    getrlimit(RLIMIT_AS, &lim);
+    lim.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + len / 2;
+    if (setrlimit(RLIMIT_AS, &lim))
+        _exit(95);
+    cf_return(call, v);
+}
+
+/* A result too large to send (its encoding cannot be allocated in the
+ * worker) fails that future with MemoryError "the result is too large to
+ * send", as Python fails a result it cannot pickle; the pool carries on
+ * with the same worker. clause: process-pool.result-too-large */
+TEST(process_pool_result_too_large) {
+    /* Under the sanitizers only with allocator_may_return_null=1 in their
+     * options: by default their allocators do not return NULL when the
+     * limit refuses memory but end the worker ("allocator is out of
+     * memory"), which breaks the pool. The plain build always runs it. */
+#if defined(__SANITIZE_ADDRESS__)
+    const char *options = getenv("ASAN_OPTIONS");
+#elif defined(__SANITIZE_THREAD__)
+    const char *options = getenv("TSAN_OPTIONS");
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    if (!options || !strstr(options, "allocator_may_return_null=1")) {
+        fprintf(stderr, "skipped under the sanitizers (see the comment)\n");
+        return;
+    }
+#endif
+    cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
+    int64_t worker = run_int(ex, task_getpid, NULL, 0);
+    cf_value mib = cf_int(64);
+    cf_future *f;
+    ASSERT_OK(cf_submit(ex, task_too_large, &mib, 1, &f));
+    wait_done(f);
+    check_raised(f, CF_RAISED, "MemoryError",
+                 "the result is too large to send");
+    ASSERT_OK(cf_future_release(f));
+    cf_value seven = cf_int(7);
+    ASSERT_EQ(run_int(ex, task_echo, &seven, 1), 7);
+    ASSERT_EQ(run_int(ex, task_getpid, NULL, 0), worker);
     ASSERT_OK(cf_executor_free(ex));
 }
 
