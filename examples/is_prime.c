@@ -11,71 +11,34 @@
  * every call is submitted at once, results come back in input order, and
  * the lines printed are exactly Python's.
  *
- * cfutures has no process pool yet, so the calls run on a thread pool of
- * Python's default size. The executor is made in one place, make_executor(),
- * where a later --process flag will choose the process pool.
+ * The calls run in worker processes, as in Python: is_prime and PRIMES
+ * (primes.c) are found in the workers because they are forked from this
+ * program.
  *
  * The program checks its own results and exits non-zero if one is wrong.
  */
 #include "cfutures.h"
 #include "common.h"
+#include "primes.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const int64_t PRIMES[] = {
-    112272535095293, 112582705942171, 112272535095293,
-    115280095190773, 115797848077099, 1099726899285419,
-};
-#define NPRIMES (sizeof PRIMES / sizeof PRIMES[0])
-
-/* What Python prints for each number (python3 runs the docs' code). */
-static const bool EXPECTED[NPRIMES] = {true, true, true, true, true, false};
-
 /*
- * The docs' is_prime(n), as a task function: one int argument, returns a
- * bool. Trial division by odd numbers up to floor(sqrt(n)).
- */
-static void is_prime(cf_call *call) {
-    const cf_value *arg = cf_arg(call, 0);
-    int64_t n, sqrt_n;
-
-    if (arg == NULL || arg->type != CF_TYPE_INT) {
-        cf_raise(call, "TypeError", "is_prime() takes one int");
-        return;
-    }
-    n = arg->as.i;
-    if (n % 2 == 0) {
-        cf_return(call, cf_bool(false));
-        return;
-    }
-    sqrt_n = (int64_t)floor(sqrt((double)n));
-    for (int64_t i = 3; i <= sqrt_n; i += 2) {
-        if (n % i == 0) {
-            cf_return(call, cf_bool(false));
-            return;
-        }
-    }
-    cf_return(call, cf_bool(true));
-}
-
-/*
- * The one place the executor is chosen. The docs use
- * ProcessPoolExecutor() (as many workers as CPUs); until cfutures has a
- * process pool this is a thread pool with Python's default size.
+ * The one place the executor is chosen: ProcessPoolExecutor(), as the docs
+ * write it (as many workers as CPUs).
  */
 static cf_status make_executor(cf_executor **out) {
-    cf_thread_pool_options pool;
+    cf_process_pool_options pool;
     cf_status st;
 
-    st = cf_thread_pool_options_init(&pool);
+    st = cf_process_pool_options_init(&pool);
     if (st != CF_OK)
         return st;
-    return cf_thread_pool_new(&pool, out);
+    return cf_process_pool_new(&pool, out);
 }
 
 /*
@@ -93,10 +56,10 @@ static bool print_result(size_t i, const cf_value *prime) {
     /* Python's %s of a bool is its repr: True or False. */
     cf_value_repr(prime, text, sizeof text);
     printf("%" PRId64 " is prime: %s\n", PRIMES[i], text);
-    if (prime->as.b != EXPECTED[i] ||
-        strcmp(text, EXPECTED[i] ? "True" : "False") != 0) {
+    if (prime->as.b != PRIMES_EXPECTED[i] ||
+        strcmp(text, PRIMES_EXPECTED[i] ? "True" : "False") != 0) {
         fprintf(stderr, "wrong answer for %" PRId64 ": want %s\n", PRIMES[i],
-                EXPECTED[i] ? "True" : "False");
+                PRIMES_EXPECTED[i] ? "True" : "False");
         return false;
     }
     return true;
@@ -126,7 +89,7 @@ static bool print_map(cf_map_iter *it) {
     }
     st = cf_map_next(it, &prime, &error);
     if (st != CF_STOP) {
-        fprintf(stderr, "map did not stop after %zu results: %s\n", NPRIMES,
+        fprintf(stderr, "map did not stop after %d results: %s\n", NPRIMES,
                 cf_status_name(st));
         cf_value_free(&prime);
         return false;
@@ -167,7 +130,7 @@ int main(int argc, char **argv) {
         "The ProcessPoolExecutor example of Python's concurrent.futures\n"
         "documentation: is_prime() over six large numbers with\n"
         "Executor.map, printing '<n> is prime: True/False' in input\n"
-        "order. Runs on a thread pool of the default size; exits 1 if a\n"
+        "order. Runs on a process pool of the default size; exits 1 if a\n"
         "result differs from Python's.\n",
         run);
 }

@@ -46,7 +46,7 @@ static struct cf__buf task_frame(void) {
     struct cf__buf b = {0};
     for (size_t i = 0; i < NSAMPLES; i++)
         args[i] = sample(i);
-    ASSERT_OK(cf__frame_task(&b, task_dummy, args, NSAMPLES));
+    ASSERT_OK(cf__frame_task(&b, 7, task_dummy, args, NSAMPLES));
     for (size_t i = 0; i < NSAMPLES; i++)
         cf_value_free(&args[i]);
     return b;
@@ -60,7 +60,8 @@ static cf_status parse_task_copy(const unsigned char *data, size_t len) {
     cf_fn fn;
     cf_value *args;
     size_t nargs;
-    cf_status st = cf__parse_task(copy, len, &fn, &args, &nargs);
+    uint32_t slot;
+    cf_status st = cf__parse_task(copy, len, &slot, &fn, &args, &nargs);
     if (st == CF_OK) {
         for (size_t i = 0; i < nargs; i++)
             cf_value_free(&args[i]);
@@ -111,7 +112,7 @@ TEST(ipc_ptr_refused) {
     int x;
     cf_value v = cf_ptr(&x);
     ASSERT_STATUS(cf__encode_value(&b, &v), CF_EINVAL);
-    ASSERT_STATUS(cf__frame_task(&b, task_dummy, &v, 1), CF_EINVAL);
+    ASSERT_STATUS(cf__frame_task(&b, 7, task_dummy, &v, 1), CF_EINVAL);
     ASSERT_STATUS(cf__frame_outcome(&b, CF__OUT_VALUE, &v, NULL), CF_EINVAL);
     cf__buf_free(&b);
 }
@@ -124,8 +125,11 @@ TEST(ipc_task_round_trip) {
     cf_fn fn;
     cf_value *args;
     size_t nargs;
+    uint32_t slot;
     ASSERT_OK(cf__parse_task(b.data + CF__FRAME_HEADER,
-                             b.len - CF__FRAME_HEADER, &fn, &args, &nargs));
+                             b.len - CF__FRAME_HEADER, &slot, &fn, &args,
+                             &nargs));
+    ASSERT_EQ(slot, 7);
     ASSERT_TRUE(fn == task_dummy);
     ASSERT_EQ(nargs, NSAMPLES);
     for (size_t i = 0; i < nargs; i++) {
@@ -138,7 +142,7 @@ TEST(ipc_task_round_trip) {
     cf__buf_free(&b);
 }
 
-/* A value outcome and an error outcome round trip.
+/* A value outcome, an error outcome and a skipped call round trip.
  * clause: process-pool.errors-cross */
 TEST(ipc_outcome_round_trip) {
     struct cf__buf b = {0};
@@ -159,6 +163,12 @@ TEST(ipc_outcome_round_trip) {
     ASSERT_EQ(kind, CF__OUT_ERROR);
     check_error(got, CF_RAISED, "KeyError", "no 'k' here");
     cf__error_free(got);
+    ASSERT_OK(cf__frame_outcome(&b, CF__OUT_SKIPPED, NULL, NULL));
+    ASSERT_EQ(b.len, CF__FRAME_HEADER + 1);
+    ASSERT_OK(cf__parse_outcome(b.data + CF__FRAME_HEADER,
+                                b.len - CF__FRAME_HEADER, &kind, &back, &got));
+    ASSERT_EQ(kind, CF__OUT_SKIPPED);
+    ASSERT_NULL(got);
     cf__error_free(e);
     cf_value_free(&v);
     cf__buf_free(&b);
@@ -200,7 +210,7 @@ TEST(ipc_corrupt_tags) {
         CF__OUT_ERROR, CF_OK, 1, 0, 0, 0, 'E', 0, 0, 0, 0};
     static const unsigned char bad_type[] = {
         CF__OUT_ERROR, CF_RAISED, 1, 0, 0, 0, '-', 0, 0, 0, 0};
-    static const unsigned char null_fn[12] = {0};
+    static const unsigned char null_fn[16] = {0};
     ASSERT_STATUS(parse_outcome_copy(bad_tag, sizeof bad_tag), CF_EINVAL);
     ASSERT_STATUS(parse_outcome_copy(ptr_tag, sizeof ptr_tag), CF_EINVAL);
     ASSERT_STATUS(parse_outcome_copy(bad_bool, sizeof bad_bool), CF_EINVAL);
@@ -222,8 +232,8 @@ TEST(ipc_oversize_lengths) {
                              0xff,          0xff,          'x'};
     unsigned char text[] = {CF__OUT_ERROR, CF_RAISED, 0xff, 0xff,
                             0xff,          0xff,      'E'};
-    unsigned char task[] = {1, 0,    0,    0,    0,    0,           0,
-                            0, 0xff, 0xff, 0xff, 0xff, CF_TYPE_NONE};
+    unsigned char task[] = {0, 0, 0, 0,    1,    0,    0,    0,           0,
+                            0, 0, 0, 0xff, 0xff, 0xff, 0xff, CF_TYPE_NONE};
     ASSERT_STATUS(parse_outcome_copy(bytes, sizeof bytes), CF_EINVAL);
     bytes[2] = 2; /* 2^64 - 255 */
     ASSERT_STATUS(parse_outcome_copy(bytes, sizeof bytes), CF_EINVAL);

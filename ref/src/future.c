@@ -144,9 +144,19 @@ static bool is_done(const cf_future *f) {
     return f->state == CF__CANCELLED || f->state == CF__FINISHED;
 }
 
+/* With the stripe locked: the state, where a PENDING call its worker has
+ * claimed is RUNNING. */
+static unsigned char state_locked(const cf_future *f) {
+    if (f->state == CF__PENDING && f->claim &&
+        atomic_load_explicit(f->claim, memory_order_acquire) ==
+            CF__CLAIM_RUNNING)
+        return CF__RUNNING;
+    return f->state;
+}
+
 static unsigned char read_state(const cf_future *f) {
     struct stripe *s = lock_future(f);
-    unsigned char state = f->state;
+    unsigned char state = state_locked(f);
     unlock_stripe(s);
     return state;
 }
@@ -220,6 +230,13 @@ bool cf_future_cancel(cf_future *f) {
     if (!cf__future_valid(f))
         return false;
     struct stripe *s = lock_future(f);
+    if (f->state == CF__PENDING && f->claim) {
+        unsigned queued = CF__CLAIM_QUEUED;
+        if (!atomic_compare_exchange_strong_explicit(
+                f->claim, &queued, CF__CLAIM_CANCELLED, memory_order_acq_rel,
+                memory_order_acquire))
+            f->state = CF__RUNNING; /* its worker claimed it first */
+    }
     if (f->state == CF__RUNNING || f->state == CF__FINISHED) {
         unlock_stripe(s);
         return false;
@@ -253,6 +270,32 @@ cf_status cf_future_set_running_or_notify_cancel(cf_future *f) {
     return st;
 }
 
+bool cf__future_set_claim(cf_future *f, atomic_uint *claim) {
+    struct stripe *s = lock_future(f);
+    bool pending = f->state == CF__PENDING;
+    if (pending) {
+        atomic_store_explicit(claim, CF__CLAIM_QUEUED, memory_order_release);
+        f->claim = claim;
+    }
+    unlock_stripe(s);
+    return pending;
+}
+
+bool cf__future_move_claim(cf_future *f, atomic_uint *to) {
+    struct stripe *s = lock_future(f);
+    unsigned queued = CF__CLAIM_QUEUED;
+    bool moved = f->state == CF__PENDING && f->claim &&
+                 atomic_compare_exchange_strong_explicit(
+                     f->claim, &queued, CF__CLAIM_REVOKED,
+                     memory_order_acq_rel, memory_order_acquire);
+    if (moved) {
+        atomic_store_explicit(to, CF__CLAIM_QUEUED, memory_order_release);
+        f->claim = to;
+    }
+    unlock_stripe(s);
+    return moved;
+}
+
 cf_status cf__future_finish(cf_future *f, cf_value *value, cf_error *error,
                             const struct cf__run_hooks *hooks) {
     struct stripe *s = lock_future(f);
@@ -260,6 +303,7 @@ cf_status cf__future_finish(cf_future *f, cf_value *value, cf_error *error,
         unlock_stripe(s);
         return CF_INVALID_STATE;
     }
+    f->claim = NULL; /* the word is the pool's to reuse from now on */
     if (error) {
         f->error = error;
     } else {

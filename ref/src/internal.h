@@ -128,6 +128,9 @@ struct cf_future {
     /* The call, for futures made by cf_submit. */
     cf_fn fn;
     cf_future *queue_next; /* free for the executor that queues the work */
+    /* A call sent ahead to a worker process: the word the worker claims it
+     * with (see cf__future_set_claim); NULL otherwise. */
+    atomic_uint *claim;
     size_t nargs;
     cf_value args[]; /* freed once the call has run */
 };
@@ -155,6 +158,28 @@ struct cf__run_hooks {
  * caller). */
 cf_status cf__future_finish(cf_future *f, cf_value *value, cf_error *error,
                             const struct cf__run_hooks *hooks);
+/*
+ * Claims: a process pool sends calls ahead to a worker while they are still
+ * PENDING and cancellable. Each such call has a claim word in memory the
+ * worker shares; the worker may start the call only by moving its word from
+ * QUEUED to RUNNING, and cf_future_cancel only by moving it from QUEUED to
+ * CANCELLED, so exactly one of them wins. A future whose word says RUNNING
+ * reads as RUNNING. REVOKED: the pool took the call back, to send it to
+ * another worker under a new word.
+ */
+enum {
+    CF__CLAIM_QUEUED = 1,
+    CF__CLAIM_RUNNING,
+    CF__CLAIM_CANCELLED,
+    CF__CLAIM_REVOKED
+};
+/* Makes *claim QUEUED and f's claim word; false (nothing changed) unless f
+ * is PENDING. */
+bool cf__future_set_claim(cf_future *f, atomic_uint *claim);
+/* Moves f's call to the word *to: revokes its current word and makes *to
+ * QUEUED; false (nothing changed) if f is no longer PENDING or its worker
+ * claimed it. */
+bool cf__future_move_claim(cf_future *f, atomic_uint *to);
 /* Links node into the future's waiters unless it is done: then returns true
  * and sets *raised to whether it finished with an error. */
 bool cf__future_add_waiter(cf_future *f, struct cf__waiter_node *node,
@@ -250,9 +275,10 @@ struct cf__reader {
 
 /* What a worker sends back. */
 enum cf__outcome {
-    CF__OUT_VALUE = 1,  /* the call returned a value */
-    CF__OUT_ERROR,      /* the call raised an error */
-    CF__OUT_INIT_FAILED /* the initializer raised; the worker exits */
+    CF__OUT_VALUE = 1,   /* the call returned a value */
+    CF__OUT_ERROR,       /* the call raised an error */
+    CF__OUT_INIT_FAILED, /* the initializer raised; the worker exits */
+    CF__OUT_SKIPPED      /* the call was cancelled or revoked: not run */
 };
 
 /* Appends len octets; CF_NOMEM. */
@@ -264,19 +290,21 @@ cf_status cf__encode_value(struct cf__buf *b, const cf_value *v);
  * one, CF_NOMEM. */
 cf_status cf__decode_value(struct cf__reader *r, cf_value *out);
 /* Replaces b's contents with a whole frame (header included) for
- * fn(*args); CF_EINVAL if an argument cannot be encoded (a PTR). */
-cf_status cf__frame_task(struct cf__buf *b, cf_fn fn, const cf_value *args,
-                         size_t nargs);
+ * fn(*args) under claim word `slot`; CF_EINVAL if an argument cannot be
+ * encoded (a PTR). */
+cf_status cf__frame_task(struct cf__buf *b, uint32_t slot, cf_fn fn,
+                         const cf_value *args, size_t nargs);
 /* Replaces b's contents with a whole outcome frame: value for
- * CF__OUT_VALUE (CF_EINVAL for a PTR), error for the others. */
+ * CF__OUT_VALUE (CF_EINVAL for a PTR), nothing for CF__OUT_SKIPPED, error
+ * for the others. */
 cf_status cf__frame_outcome(struct cf__buf *b, enum cf__outcome kind,
                             const cf_value *value, const cf_error *error);
 /* The payload length a frame header announces. */
 uint32_t cf__frame_length(const unsigned char *header);
 /* Decodes a task payload; *args (malloc'd, nargs values) is the caller's.
  * CF_EINVAL for a malformed payload, CF_NOMEM. */
-cf_status cf__parse_task(const void *payload, size_t len, cf_fn *fn,
-                         cf_value **args, size_t *nargs);
+cf_status cf__parse_task(const void *payload, size_t len, uint32_t *slot,
+                         cf_fn *fn, cf_value **args, size_t *nargs);
 /* Decodes an outcome payload: *value for CF__OUT_VALUE, *error (the
  * caller's) otherwise. CF_EINVAL for a malformed payload, CF_NOMEM. */
 cf_status cf__parse_outcome(const void *payload, size_t len,

@@ -11,10 +11,13 @@
  * PTR has no encoding: a raw pointer means nothing in another process.
  *
  * Payloads:
- *   task:    u64 function address, u32 nargs, nargs values
+ *   task:    u32 claim slot (the index of the call's claim word in the
+ *            memory the pool shares with its workers), u64 function
+ *            address, u32 nargs, nargs values
  *   outcome: u8 kind (enum cf__outcome), then for CF__OUT_VALUE a value,
  *            for CF__OUT_ERROR and CF__OUT_INIT_FAILED a u8 status, then
- *            the type and the message, each a u32 length and its octets.
+ *            the type and the message, each a u32 length and its octets;
+ *            nothing for CF__OUT_SKIPPED.
  * Decoding checks every length against what is left, so a corrupt or
  * truncated frame is an error (CF_EINVAL), never an overread; trailing
  * octets after the last field are an error too.
@@ -114,11 +117,13 @@ static cf_status frame_end(struct cf__buf *b) {
     return CF_OK;
 }
 
-cf_status cf__frame_task(struct cf__buf *b, cf_fn fn, const cf_value *args,
-                         size_t nargs) {
+cf_status cf__frame_task(struct cf__buf *b, uint32_t slot, cf_fn fn,
+                         const cf_value *args, size_t nargs) {
     if (nargs > UINT32_MAX)
         return CF_NOMEM;
     cf_status st = frame_begin(b);
+    if (st == CF_OK)
+        st = put_le(b, slot, 4);
     if (st == CF_OK)
         st = put_le(b, (uint64_t)(uintptr_t)fn, 8);
     if (st == CF_OK)
@@ -137,7 +142,7 @@ cf_status cf__frame_outcome(struct cf__buf *b, enum cf__outcome kind,
         return st;
     if (kind == CF__OUT_VALUE) {
         st = cf__encode_value(b, value);
-    } else {
+    } else if (kind != CF__OUT_SKIPPED) {
         st = put_u8(b, (unsigned)cf_error_status(error));
         if (st == CF_OK)
             st = put_text(b, cf_error_type(error));
@@ -230,11 +235,12 @@ cf_status cf__decode_value(struct cf__reader *r, cf_value *out) {
     }
 }
 
-cf_status cf__parse_task(const void *payload, size_t len, cf_fn *fn,
-                         cf_value **args, size_t *nargs) {
+cf_status cf__parse_task(const void *payload, size_t len, uint32_t *slot,
+                         cf_fn *fn, cf_value **args, size_t *nargs) {
     struct cf__reader r = {payload, (const unsigned char *)payload + len};
-    uint64_t addr, n;
-    if (!read_le(&r, &addr, 8) || !addr || !read_le(&r, &n, 4) ||
+    uint64_t claim, addr, n;
+    if (!read_le(&r, &claim, 4) || !read_le(&r, &addr, 8) || !addr ||
+        !read_le(&r, &n, 4) ||
         n > (uint64_t)(r.end - r.at)) /* each value takes an octet at least */
         return CF_EINVAL;
     cf_value *v = calloc(n ? (size_t)n : 1, sizeof *v);
@@ -252,6 +258,7 @@ cf_status cf__parse_task(const void *payload, size_t len, cf_fn *fn,
         free(v);
         return st;
     }
+    *slot = (uint32_t)claim;
     *fn = (cf_fn)(uintptr_t)addr;
     *args = v;
     *nargs = (size_t)n;
@@ -313,6 +320,8 @@ cf_status cf__parse_outcome(const void *payload, size_t len,
         }
     } else if (k == CF__OUT_ERROR || k == CF__OUT_INIT_FAILED) {
         st = decode_error(&r, &e);
+    } else if (k == CF__OUT_SKIPPED) {
+        st = r.at == r.end ? CF_OK : CF_EINVAL;
     } else {
         st = CF_EINVAL;
     }

@@ -8,18 +8,28 @@
  * use of it). The server closes every inherited descriptor but its socket
  * to the parent, then on each request ("S") makes a socketpair, forks a
  * worker and passes the parent's end back with SCM_RIGHTS and the pid. It
- * reaps its children and reports each exit; at EOF on its socket it kills
- * (SIGKILL) and reaps what is left and exits. It learns of exits through
- * a pidfd per worker (Linux 5.3). Workers are single-threaded
- * and run one call at a time: read a task frame, decode, run, send the
- * outcome frame (ipc.c). Forked children end with _exit only.
+ * learns of exits through a pidfd per worker (Linux 5.3), reaps its children
+ * and reports each exit; at EOF on its socket it kills (SIGKILL) and reaps
+ * what is left and exits. Forked children end with _exit only.
  *
- * Locks: pool->lock guards the queue, the shutdown and broken flags and the
- * start-up handshake; join_lock serialises joiners of the manager thread
- * and is never taken with pool->lock held. Everything about processes,
- * sockets and workers belongs to the manager thread alone and is touched
- * with no lock. Futures are completed, and their callbacks run, in the
- * manager thread with no lock held.
+ * Calls: the manager sends up to DEPTH calls ahead to each worker, so that
+ * a worker never waits for the manager between short calls. A call sent
+ * ahead stays PENDING and cancellable: it has a claim word in memory shared
+ * with the workers (mapped before the server is forked), and the worker
+ * runs it only if it moves the word from QUEUED to RUNNING first (see
+ * cf__future_set_claim). A worker left idle takes back (revokes) a call
+ * still queued at a busier one. Workers are single-threaded: they read
+ * frames (ipc.c) in batches, run the calls one at a time and answer each in
+ * order, one outcome frame per task frame (CF__OUT_SKIPPED for a call
+ * cancelled or revoked). Sockets to workers are non-blocking on the
+ * manager's side, so neither end can block the other.
+ *
+ * Locks: pool->lock guards the queue, the shutdown, broken and sleeping
+ * flags and the start-up and cancel handshakes; join_lock serialises
+ * joiners of the manager thread and is never taken with pool->lock held.
+ * Everything about processes, sockets and workers belongs to the manager
+ * thread alone and is touched with no lock. Futures are completed, and
+ * their callbacks run, in the manager thread with no lock held.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -31,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -48,6 +59,10 @@
 #define BAD_TASK_STATUS 4
 /* The descriptor a worker's socket and the server's socket sit on. */
 #define CHILD_FD 3
+/* Calls sent ahead to one worker at most (its ring of claim words). */
+#define DEPTH 32
+/* Octets read from a socket at a time. */
+#define READ_CHUNK 65536
 
 /* ---- the pool --------------------------------------------------------- */
 
@@ -58,25 +73,32 @@ struct server_msg {
 };
 
 enum worker_state {
-    W_IDLE,     /* waiting for a task */
-    W_BUSY,     /* one task in flight */
-    W_RETIRING, /* ran max_tasks_per_child tasks; will exit */
+    W_OPEN,     /* takes calls */
+    W_RETIRING, /* was sent max_tasks_per_child calls; exits after them */
     W_CLOSED    /* the parent closed its socket (shutdown); will exit */
+};
+
+/* Octets received and not yet parsed, or queued and not yet sent. */
+struct stream {
+    struct cf__buf buf;
+    size_t off; /* parsed or sent up to here */
 };
 
 struct worker {
     pid_t pid;
     int fd; /* -1 once closed */
     enum worker_state state;
-    cf_future *task; /* W_BUSY */
-    int ntasks;
-    bool exited; /* the server reported its end */
+    int nsent;    /* task frames sent, for max_tasks_per_child */
+    size_t block; /* its claim words: claims[block * DEPTH ...] */
+    bool exited;  /* the server reported its end */
     int wstatus;
-    /* the frame being read */
-    unsigned char header[CF__FRAME_HEADER];
-    size_t header_got;
-    unsigned char *data;
-    size_t want, got;
+    /* The calls sent and not answered, oldest first: ring[(head + i) %
+     * DEPTH] uses claim word block * DEPTH + (head + i) % DEPTH; NULL for a
+     * call revoked and sent elsewhere. */
+    cf_future *ring[DEPTH];
+    unsigned head, count;
+    unsigned live; /* the non-NULL ones */
+    struct stream in, out;
 };
 
 struct process_pool {
@@ -85,6 +107,9 @@ struct process_pool {
     pthread_mutex_t join_lock;
     struct cf__queue queue;
     bool shutdown, broken;
+    bool sleeping;    /* the manager polls with the queue empty: wake it */
+    bool cancel_sent; /* shutdown(cancel_futures) waits for the manager */
+    bool manager_gone;
     int start_state; /* 0 starting, 1 running, -1 the server did not start */
     /* set before the manager starts, read-only after */
     size_t max_workers;
@@ -93,15 +118,18 @@ struct process_pool {
     cf_value *initargs;
     size_t ninitargs;
     int wake[2];
+    atomic_uint *claims; /* max_workers * DEPTH words, shared with workers */
     pthread_t manager;
     bool joined; /* under join_lock */
     /* the manager thread's own */
     pid_t server_pid;
     int server_fd;
     struct worker *workers;
+    bool *blocks_used; /* [max_workers] */
     size_t nworkers, starting;
+    bool spawn_failed; /* no more requests until a worker goes */
     struct pollfd *pfds;
-    struct cf__buf out;
+    struct cf__buf frame;
     bool finished;
 };
 
@@ -124,21 +152,6 @@ static bool write_all(int fd, const void *data, size_t len) {
     return true;
 }
 
-/* 1: read len octets; 0: EOF before any; -1: error or EOF midway. */
-static int read_all(int fd, void *data, size_t len) {
-    unsigned char *at = data;
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(fd, at + got, len - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n == 0 && got == 0 ? 0 : -1;
-        got += (size_t)n;
-    }
-    return 1;
-}
-
 /* Moves fd to CHILD_FD and closes every other descriptor above 2. */
 static void keep_only(int fd) {
     if (fd != CHILD_FD && dup2(fd, CHILD_FD) < 0)
@@ -146,34 +159,99 @@ static void keep_only(int fd) {
     close_range(CHILD_FD + 1, ~0u, 0);
 }
 
+/* Room for `room` more octets after what s holds, moving what is left to
+ * parse to the front first; false if it cannot be allocated. */
+static bool stream_reserve(struct stream *s, size_t room) {
+    struct cf__buf *b = &s->buf;
+    if (s->off) {
+        memmove(b->data, b->data + s->off, b->len - s->off);
+        b->len -= s->off;
+        s->off = 0;
+    }
+    if (b->cap - b->len >= room)
+        return true;
+    if (room > SIZE_MAX - b->len)
+        return false;
+    unsigned char *data = realloc(b->data, b->len + room);
+    if (!data)
+        return false;
+    b->data = data;
+    b->cap = b->len + room;
+    return true;
+}
+
+/*
+ * The next whole frame in s: its payload at *payload (valid until s is
+ * read into again), its length at *len. Otherwise false, with *need set to
+ * how many more octets s must hold for one, or 0 if that frame cannot be
+ * allocated.
+ */
+static bool stream_frame(struct stream *s, const unsigned char **payload,
+                         size_t *len, size_t *need) {
+    size_t have = s->buf.len - s->off;
+    *need = CF__FRAME_HEADER - have;
+    if (have < CF__FRAME_HEADER)
+        return false;
+    uint32_t n = cf__frame_length(s->buf.data + s->off);
+    if (have - CF__FRAME_HEADER < n) {
+        *need = CF__FRAME_HEADER + (size_t)n - have;
+        return false;
+    }
+    *payload = s->buf.data + s->off + CF__FRAME_HEADER;
+    *len = n;
+    s->off += CF__FRAME_HEADER + (size_t)n;
+    return true;
+}
+
+/* Reads what fd has (at least `need` octets' room); the octets read, 0 at
+ * EOF, -1 with errno set (EAGAIN: nothing yet; ENOMEM: no room). */
+static ssize_t stream_read(struct stream *s, int fd, size_t need) {
+    if (!stream_reserve(s, need > READ_CHUNK ? need : READ_CHUNK)) {
+        errno = ENOMEM;
+        return -1;
+    }
+    ssize_t n;
+    while ((n = read(fd, s->buf.data + s->buf.len, s->buf.cap - s->buf.len)) <
+               0 &&
+           errno == EINTR)
+        ;
+    if (n > 0)
+        s->buf.len += (size_t)n;
+    return n;
+}
+
+static void stream_free(struct stream *s) {
+    cf__buf_free(&s->buf);
+    s->off = 0;
+}
+
 /* ---- the worker process ----------------------------------------------- */
 
-/* Sends the outcome; a PTR result becomes Python's pickling TypeError. */
-static void worker_send(int fd, enum cf__outcome kind, const cf_value *value,
-                        const cf_error *error) {
-    struct cf__buf b = {0};
+/* Sends one outcome; a PTR result becomes Python's pickling TypeError. */
+static void worker_send(struct cf__buf *b, enum cf__outcome kind,
+                        const cf_value *value, const cf_error *error) {
     cf_error *own = NULL;
     if (kind == CF__OUT_VALUE && value->type == CF_TYPE_PTR) {
         own = cf__error_new(CF_RAISED, "TypeError", PICKLE_MESSAGE);
         kind = CF__OUT_ERROR;
         error = own ? own : &cf__nomem_error;
     }
-    cf_status st = cf__frame_outcome(&b, kind, value, error);
+    cf_status st = cf__frame_outcome(b, kind, value, error);
     if (st != CF_OK) {
         cf_error *e = cf__error_new(CF_RAISED, "MemoryError",
                                     "the result is too large to send");
-        st = cf__frame_outcome(&b, CF__OUT_ERROR, NULL,
+        st = cf__frame_outcome(b, CF__OUT_ERROR, NULL,
                                e ? e : &cf__nomem_error);
         cf__error_free(e);
     }
     cf__error_free(own);
-    if (st != CF_OK || !write_all(fd, b.data, b.len))
+    if (st != CF_OK || !write_all(CHILD_FD, b->data, b->len))
         _exit(0); /* the parent is gone, or nothing can be said */
-    cf__buf_free(&b);
 }
 
 /* Runs the initializer; if it raises, says so and exits. */
-static void worker_initialize(const struct process_pool *p) {
+static void worker_initialize(const struct process_pool *p,
+                              struct cf__buf *out) {
     cf_value value;
     cf_error *error;
     if (!p->initializer)
@@ -182,42 +260,41 @@ static void worker_initialize(const struct process_pool *p) {
     cf_value_free(&value);
     if (!error)
         return;
-    worker_send(CHILD_FD, CF__OUT_INIT_FAILED, NULL, error);
+    worker_send(out, CF__OUT_INIT_FAILED, NULL, error);
     _exit(INIT_FAILED_STATUS);
 }
 
-/* Reads and runs one task; false at EOF. */
-static bool worker_run_one(void) {
-    unsigned char header[CF__FRAME_HEADER];
-    int r = read_all(CHILD_FD, header, sizeof header);
-    if (r <= 0)
-        return false;
-    uint32_t len = cf__frame_length(header);
-    unsigned char *data = malloc(len ? len : 1);
-    if (!data)
-        _exit(BAD_TASK_STATUS);
-    if (read_all(CHILD_FD, data, len) != 1 && len)
-        return false;
+/* Claims and runs one task frame, or skips it if the parent cancelled or
+ * revoked it; exits if it does not decode (Python: unpickling failed in a
+ * worker). */
+static void worker_run(const struct process_pool *p, const void *payload,
+                       size_t len, struct cf__buf *out) {
+    uint32_t slot;
     cf_fn fn;
     cf_value *args, value;
     size_t nargs;
     cf_error *error;
-    if (cf__parse_task(data, len, &fn, &args, &nargs) != CF_OK)
-        _exit(BAD_TASK_STATUS); /* Python: unpickling failed in a worker */
-    free(data);
-    cf__call_invoke(fn, args, nargs, &value, &error);
-    for (size_t i = 0; i < nargs; i++)
-        cf_value_free(&args[i]);
-    free(args);
-    worker_send(CHILD_FD, error ? CF__OUT_ERROR : CF__OUT_VALUE, &value,
-                error);
-    cf__error_free(error);
-    cf_value_free(&value);
-    return true;
+    if (cf__parse_task(payload, len, &slot, &fn, &args, &nargs) != CF_OK ||
+        slot >= p->max_workers * DEPTH)
+        _exit(BAD_TASK_STATUS);
+    unsigned queued = CF__CLAIM_QUEUED;
+    if (atomic_compare_exchange_strong_explicit(
+            &p->claims[slot], &queued, CF__CLAIM_RUNNING, memory_order_acq_rel,
+            memory_order_acquire)) {
+        cf__call_invoke(fn, args, nargs, &value, &error);
+        worker_send(out, error ? CF__OUT_ERROR : CF__OUT_VALUE, &value, error);
+        cf__error_free(error);
+        cf_value_free(&value);
+    } else {
+        worker_send(out, CF__OUT_SKIPPED, NULL, NULL);
+    }
+    cf__values_free(args, nargs);
 }
 
 static _Noreturn void worker_main(const struct process_pool *p, int fd,
                                   pid_t server) {
+    struct stream in = {0};
+    struct cf__buf out = {0};
     sigset_t none;
     keep_only(fd);
     signal(SIGCHLD, SIG_DFL);
@@ -226,10 +303,21 @@ static _Noreturn void worker_main(const struct process_pool *p, int fd,
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != server)
         _exit(0);
-    worker_initialize(p);
-    for (int n = 0; p->max_tasks == 0 || n < p->max_tasks; n++)
-        if (!worker_run_one())
-            break;
+    worker_initialize(p, &out);
+    for (int n = 0; p->max_tasks == 0 || n < p->max_tasks;) {
+        const unsigned char *payload;
+        size_t len, need;
+        if (stream_frame(&in, &payload, &len, &need)) {
+            worker_run(p, payload, len, &out);
+            n++;
+        } else {
+            ssize_t got = stream_read(&in, CHILD_FD, need);
+            if (got < 0 && errno == ENOMEM)
+                _exit(BAD_TASK_STATUS);
+            if (got <= 0)
+                break; /* EOF: the parent closed its end */
+        }
+    }
     _exit(0);
 }
 
@@ -401,6 +489,31 @@ static void wake(struct process_pool *p) {
     (void)r;
 }
 
+/* ---- workers' calls (manager thread) --------------------------------- */
+
+/* The claim word for the next call sent to w. */
+static size_t next_slot(const struct worker *w) {
+    return w->block * DEPTH + (w->head + w->count) % DEPTH;
+}
+
+static bool can_take(const struct worker *w) {
+    return w->state == W_OPEN && w->fd >= 0 && w->count < DEPTH;
+}
+
+/* The call at w's ring position i (0: the oldest). */
+static cf_future **ring_at(struct worker *w, unsigned i) {
+    return &w->ring[(w->head + i) % DEPTH];
+}
+
+/* Closes w's socket and frees its buffers; its calls stay in its ring. */
+static void close_worker(struct worker *w) {
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    stream_free(&w->in);
+    stream_free(&w->out);
+}
+
 /* ---- breaking the pool (manager thread) ------------------------------- */
 
 static void fail_all(cf_future *all, const char *message) {
@@ -410,13 +523,14 @@ static void fail_all(cf_future *all, const char *message) {
     }
 }
 
-/* Python's BrokenProcessPool: stops every process, then fails every
- * running and queued call with BROKEN_MESSAGE and the detail. */
+/* Python's BrokenProcessPool: stops every process, then fails every call
+ * sent to a worker and every queued one with BROKEN_MESSAGE and the
+ * detail. */
 static void break_pool(struct process_pool *p, const char *fmt, ...)
     CF_PRINTF(2, 3);
 static void break_pool(struct process_pool *p, const char *fmt, ...) {
     char detail[160], message[sizeof BROKEN_MESSAGE + 200];
-    cf_future *running = NULL;
+    cf_future *sent = NULL;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
@@ -429,17 +543,19 @@ static void break_pool(struct process_pool *p, const char *fmt, ...) {
     stop_server(p); /* it kills and reaps every worker */
     for (size_t i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
-        if (w->fd >= 0)
-            close(w->fd);
-        free(w->data);
-        if (w->task) {
-            w->task->queue_next = running;
-            running = w->task;
+        close_worker(w);
+        for (unsigned k = 0; k < w->count; k++) {
+            cf_future *f = *ring_at(w, k);
+            if (f) {
+                f->queue_next = sent;
+                sent = f;
+            }
         }
+        w->count = 0;
     }
     p->nworkers = p->starting = 0;
     p->finished = true;
-    fail_all(running, message);
+    fail_all(sent, message);
     fail_all(queued, message);
 }
 
@@ -457,44 +573,131 @@ static void describe_exit(char *buf, size_t size, const struct worker *w) {
 
 /* ---- sending calls (manager thread) ----------------------------------- */
 
-/* Sends queued calls to idle workers, one each. */
-static void dispatch(struct process_pool *p) {
-    for (size_t i = 0; i < p->nworkers && !p->finished; i++) {
+/* Sends what is queued for w, as much as its socket takes now. */
+static void worker_flush(struct worker *w) {
+    struct stream *o = &w->out;
+    while (w->fd >= 0 && o->off < o->buf.len) {
+        ssize_t n = send(w->fd, o->buf.data + o->off, o->buf.len - o->off,
+                         MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0)
+            break; /* it died: its EOF and exit report break the pool */
+        o->off += (size_t)n;
+    }
+    o->buf.len = o->off = 0;
+}
+
+/* Queues f's call for w under claim word `slot`, which the caller has made
+ * f's; fails f if its frame cannot be made. */
+static void push_call(struct process_pool *p, struct worker *w, cf_future *f,
+                      size_t slot) {
+    cf_status st =
+        cf__frame_task(&p->frame, (uint32_t)slot, f->fn, f->args, f->nargs);
+    if (st == CF_OK)
+        st = cf__buf_put(&w->out.buf, p->frame.data, p->frame.len);
+    if (st != CF_OK) {
+        cf_work_fail(cf__future_work(f), CF_RAISED,
+                     st == CF_EINVAL ? "TypeError" : "MemoryError",
+                     st == CF_EINVAL ? PICKLE_MESSAGE
+                                     : "the call is too large");
+        return;
+    }
+    *ring_at(w, w->count++) = f;
+    w->live++;
+    if (p->max_tasks && ++w->nsent >= p->max_tasks)
+        w->state = W_RETIRING;
+}
+
+/* Sends a queued call to w; false once the queue is empty. */
+static bool send_queued(struct process_pool *p, struct worker *w) {
+    pthread_mutex_lock(&p->lock);
+    cf_future *f = cf__queue_pop(&p->queue);
+    pthread_mutex_unlock(&p->lock);
+    if (!f)
+        return false;
+    size_t slot = next_slot(w);
+    if (cf__future_set_claim(f, &p->claims[slot]))
+        push_call(p, w, f, slot);
+    else
+        cf_work_release(cf__future_work(f)); /* cancelled while queued */
+    return true;
+}
+
+/* The worker with the most calls sent and not yet claimed, at least one
+ * (the oldest of each is taken to be running); NULL if none. */
+static struct worker *busiest(struct process_pool *p) {
+    struct worker *best = NULL;
+    for (size_t i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
-        while (w->state == W_IDLE) {
-            pthread_mutex_lock(&p->lock);
-            cf_future *f = cf__queue_pop(&p->queue);
-            pthread_mutex_unlock(&p->lock);
-            if (!f)
-                return;
-            cf_work *work = cf__future_work(f);
-            if (cf_future_set_running_or_notify_cancel(f) != CF_OK) {
-                cf_work_release(work); /* cancelled while queued */
-                continue;
-            }
-            cf_status st = cf__frame_task(&p->out, f->fn, f->args, f->nargs);
-            if (st != CF_OK) {
-                cf_work_fail(work, CF_RAISED,
-                             st == CF_EINVAL ? "TypeError" : "MemoryError",
-                             st == CF_EINVAL ? PICKLE_MESSAGE
-                                             : "the call is too large");
-                continue;
-            }
-            w->state = W_BUSY;
-            w->task = f;
-            w->ntasks++;
-            /* a failed send means the worker died: its EOF and exit
-             * report break the pool */
-            write_all(w->fd, p->out.data, p->out.len);
+        if (w->live >= 2 && (!best || w->live > best->live))
+            best = w;
+    }
+    return best;
+}
+
+/* Moves the oldest call still queued at the busiest worker to the idle
+ * worker w (calls start in the order they were submitted, as from
+ * Python's one call queue): false if there is none. */
+static bool steal(struct process_pool *p, struct worker *w) {
+    struct worker *v = busiest(p);
+    for (unsigned k = 1; v && k < v->count; k++) {
+        cf_future **at = ring_at(v, k);
+        size_t slot = next_slot(w);
+        if (!*at || !cf__future_move_claim(*at, &p->claims[slot]))
+            continue; /* moved already, cancelled, or claimed just now */
+        cf_future *f = *at;
+        *at = NULL;
+        v->live--;
+        push_call(p, w, f, slot);
+        return true;
+    }
+    return false;
+}
+
+/* Sends queued calls: one to each idle worker first, then round after
+ * round to every worker with room; then lets idle workers take calls
+ * still queued at busy ones, and sends what it can of it all. */
+static void dispatch(struct process_pool *p) {
+    bool more = true;
+    for (unsigned round = 0; more && round < DEPTH; round++)
+        for (size_t i = 0; more && i < p->nworkers; i++) {
+            struct worker *w = &p->workers[i];
+            if (can_take(w) && w->count <= round)
+                more = send_queued(p, w);
         }
+    for (size_t i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        while (can_take(w) && w->live == 0 && steal(p, w))
+            ;
+        worker_flush(w);
     }
 }
 
-/* Asks the server for workers while calls wait and the limit allows. */
+/* In shutdown(cancel_futures): cancels every call sent and not yet
+ * claimed. */
+static void cancel_sent(struct process_pool *p) {
+    for (size_t i = 0; i < p->nworkers; i++)
+        for (unsigned k = 0; k < p->workers[i].count; k++) {
+            cf_future *f = *ring_at(&p->workers[i], k);
+            if (f)
+                cf_future_cancel(f);
+        }
+}
+
+/* Asks the server for workers while calls wait and the limit allows. A
+ * call sent ahead behind another waits too: a new worker takes it back. */
 static void request_workers(struct process_pool *p) {
     size_t idle = 0, queued = 0;
-    for (size_t i = 0; i < p->nworkers; i++)
-        idle += p->workers[i].state == W_IDLE;
+    if (p->spawn_failed)
+        return;
+    for (size_t i = 0; i < p->nworkers; i++) {
+        const struct worker *w = &p->workers[i];
+        idle += can_take(w) && w->count == 0;
+        queued += w->live > 1 ? w->live - 1 : 0;
+    }
     pthread_mutex_lock(&p->lock);
     for (cf_future *f = p->queue.head; f && queued <= idle + p->starting;
          f = f->queue_next)
@@ -522,7 +725,11 @@ static void add_worker(struct process_pool *p, pid_t pid, int fd) {
     memset(w, 0, sizeof *w);
     w->pid = pid;
     w->fd = fd;
-    w->state = W_IDLE;
+    w->state = W_OPEN;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    while (p->blocks_used[w->block])
+        w->block++; /* fewer than max_workers are in use */
+    p->blocks_used[w->block] = true;
 }
 
 /* One message from the server; false when it is gone. */
@@ -570,6 +777,12 @@ static bool read_server_msg(struct process_pool *p) {
             close(fd);
         break_pool(p, "a worker could not be started: errno %d",
                    m.kind == MSG_SPAWNED ? EBADF : (int)m.info);
+    } else {
+        /* fork failed, but workers remain: they run the calls, and no new
+         * one is asked for until one of them goes (no retry spin) */
+        if (fd >= 0)
+            close(fd);
+        p->spawn_failed = true;
     }
     return true;
 }
@@ -587,7 +800,8 @@ static void read_server(struct process_pool *p) {
     }
 }
 
-/* A whole outcome frame from w. */
+/* A whole outcome frame from w: the outcome of the oldest call sent to
+ * it. */
 static void handle_frame(struct process_pool *p, struct worker *w,
                          const unsigned char *data, size_t len) {
     enum cf__outcome kind;
@@ -605,15 +819,25 @@ static void handle_frame(struct process_pool *p, struct worker *w,
         cf__error_free(error);
         return; /* the worker exits: its death breaks the pool */
     }
-    if (w->state != W_BUSY) {
+    cf_future *f = w->count ? *ring_at(w, 0) : NULL;
+    if (w->count && kind == CF__OUT_SKIPPED) {
+        w->head = (w->head + 1) % DEPTH;
+        w->count--;
+        if (f) {
+            w->live--;
+            cf_work_release(cf__future_work(f)); /* it was cancelled */
+        }
+        return;
+    }
+    if (!f) {
         cf_value_free(&value);
         cf__error_free(error);
         break_pool(p, "worker %d sent a reply nobody asked for", (int)w->pid);
         return;
     }
-    cf_future *f = w->task;
-    w->task = NULL;
-    w->state = p->max_tasks && w->ntasks >= p->max_tasks ? W_RETIRING : W_IDLE;
+    w->head = (w->head + 1) % DEPTH;
+    w->count--;
+    w->live--;
     if (cf__future_finish(f, error ? NULL : &value, error, NULL) != CF_OK) {
         cf__error_free(error);
         cf_value_free(&value);
@@ -621,66 +845,50 @@ static void handle_frame(struct process_pool *p, struct worker *w,
     cf_work_release(cf__future_work(f));
 }
 
-/* Reads what w sent; at EOF closes its socket. */
+/* Reads and handles what w sent; at EOF closes its socket. */
 static void read_worker(struct process_pool *p, struct worker *w) {
-    while (!p->finished && w->fd >= 0) {
-        bool in_header = w->header_got < CF__FRAME_HEADER;
-        ssize_t n = in_header
-                        ? recv(w->fd, w->header + w->header_got,
-                               CF__FRAME_HEADER - w->header_got, MSG_DONTWAIT)
-                        : recv(w->fd, w->data + w->got, w->want - w->got,
-                               MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
+    for (;;) {
+        const unsigned char *payload;
+        size_t len, need;
+        while (!p->finished && w->fd >= 0 &&
+               stream_frame(&w->in, &payload, &len, &need))
+            handle_frame(p, w, payload, len);
+        if (p->finished || w->fd < 0)
+            return;
+        ssize_t n = stream_read(&w->in, w->fd, need);
         if (n < 0 && errno == EAGAIN)
             return;
-        if (n <= 0) {
-            close(w->fd);
-            w->fd = -1;
+        if (n < 0 && errno == ENOMEM) {
+            break_pool(p,
+                       "a reply of %zu bytes from worker %d could not be "
+                       "allocated",
+                       need, (int)w->pid);
             return;
         }
-        if (in_header) {
-            w->header_got += (size_t)n;
-            if (w->header_got < CF__FRAME_HEADER)
-                continue;
-            w->want = cf__frame_length(w->header);
-            w->got = 0;
-            w->data = malloc(w->want ? w->want : 1);
-            if (!w->data) {
-                break_pool(p,
-                           "a reply of %zu bytes from worker %d could "
-                           "not be allocated",
-                           w->want, (int)w->pid);
-                return;
-            }
-        } else {
-            w->got += (size_t)n;
-        }
-        if (w->got == w->want) {
-            unsigned char *data = w->data;
-            w->data = NULL;
-            w->header_got = 0;
-            handle_frame(p, w, data, w->want);
-            free(data);
+        if (n <= 0) {
+            close_worker(w);
+            return;
         }
     }
 }
 
-/* Forgets workers that are gone; one that went unexpectedly breaks the
- * pool. */
+/* Forgets workers that are gone; one that went unexpectedly (with calls,
+ * or while it should take more) breaks the pool. */
 static void settle_workers(struct process_pool *p) {
     for (size_t i = 0; i < p->nworkers && !p->finished; i++) {
         struct worker *w = &p->workers[i];
         if (w->fd >= 0 || (!w->exited && p->server_fd >= 0))
             continue;
-        if (w->state != W_RETIRING && w->state != W_CLOSED) {
+        if (w->state == W_OPEN || w->count) {
             char detail[120];
             describe_exit(detail, sizeof detail, w);
             break_pool(p, "%s", detail);
             return;
         }
-        free(w->data);
+        close_worker(w);
+        p->blocks_used[w->block] = false;
         p->workers[i--] = p->workers[--p->nworkers];
+        p->spawn_failed = false; /* one went: a new one may be asked for */
     }
 }
 
@@ -698,9 +906,8 @@ static bool manager_done(struct process_pool *p) {
         return false;
     for (size_t i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
-        if (w->state == W_IDLE) {
-            close(w->fd);
-            w->fd = -1;
+        if (w->fd >= 0 && w->count == 0) {
+            close_worker(w);
             w->state = W_CLOSED;
         }
     }
@@ -712,15 +919,50 @@ static bool manager_done(struct process_pool *p) {
     return true;
 }
 
+/* Answers a shutdown(cancel_futures) that waits for the manager. */
+static void answer_cancel(struct process_pool *p) {
+    pthread_mutex_lock(&p->lock);
+    bool asked = p->cancel_sent;
+    pthread_mutex_unlock(&p->lock);
+    if (!asked)
+        return;
+    cancel_sent(p);
+    pthread_mutex_lock(&p->lock);
+    p->cancel_sent = false;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Whether to poll: not while calls wait and a worker has room for them
+ * (a submit may have come after dispatch). With the queue empty, a submit
+ * must wake the manager. */
+static bool manager_may_sleep(struct process_pool *p) {
+    bool room = false;
+    for (size_t i = 0; i < p->nworkers && !room; i++)
+        room = can_take(&p->workers[i]);
+    pthread_mutex_lock(&p->lock);
+    bool empty = !p->queue.head;
+    p->sleeping = empty;
+    pthread_mutex_unlock(&p->lock);
+    return empty || !room;
+}
+
 /* Waits for something to happen and handles it. */
 static void manager_poll(struct process_pool *p) {
     size_t n = 0;
     p->pfds[n++] = (struct pollfd){p->wake[0], POLLIN, 0};
     p->pfds[n++] = (struct pollfd){p->server_fd, POLLIN, 0};
-    for (size_t i = 0; i < p->nworkers; i++)
-        if (p->workers[i].fd >= 0)
-            p->pfds[n++] = (struct pollfd){p->workers[i].fd, POLLIN, 0};
-    if (poll(p->pfds, n, -1) < 0)
+    for (size_t i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        if (w->fd >= 0)
+            p->pfds[n++] = (struct pollfd){
+                w->fd, POLLIN | (w->out.buf.len ? POLLOUT : 0), 0};
+    }
+    int ready = poll(p->pfds, n, -1);
+    pthread_mutex_lock(&p->lock);
+    p->sleeping = false;
+    pthread_mutex_unlock(&p->lock);
+    if (ready < 0)
         return;
     if (p->pfds[0].revents) {
         char buf[64];
@@ -730,9 +972,15 @@ static void manager_poll(struct process_pool *p) {
     for (size_t k = 2; k < n && !p->finished; k++) {
         if (!p->pfds[k].revents)
             continue;
-        for (size_t i = 0; i < p->nworkers; i++)
-            if (p->workers[i].fd == p->pfds[k].fd)
-                read_worker(p, &p->workers[i]);
+        for (size_t i = 0; i < p->nworkers; i++) {
+            struct worker *w = &p->workers[i];
+            if (w->fd != p->pfds[k].fd)
+                continue;
+            if (p->pfds[k].revents & POLLOUT)
+                worker_flush(w);
+            read_worker(p, w);
+            break;
+        }
     }
     if (!p->finished && p->pfds[1].revents)
         read_server(p);
@@ -747,16 +995,19 @@ static void *manager_main(void *arg) {
     p->start_state = st == CF_OK ? 1 : -1;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
-    if (st != CF_OK)
-        return NULL;
-    while (!manager_done(p)) {
+    while (st == CF_OK && !manager_done(p)) {
+        answer_cancel(p);
         dispatch(p);
         if (!p->finished)
             request_workers(p);
-        if (!p->finished)
+        if (!p->finished && manager_may_sleep(p))
             manager_poll(p);
     }
     current_pool = NULL;
+    pthread_mutex_lock(&p->lock);
+    p->manager_gone = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
     return NULL;
 }
 
@@ -770,8 +1021,11 @@ static cf_status pool_submit(void *self, cf_work *work) {
         st = p->broken ? CF_BROKEN : CF_SHUTDOWN;
     else
         cf__queue_push(&p->queue, cf__work_future(work));
+    bool sleeping = st == CF_OK && p->sleeping;
+    if (sleeping)
+        p->sleeping = false; /* one wake-up is enough */
     pthread_mutex_unlock(&p->lock);
-    if (st == CF_OK)
+    if (sleeping)
         wake(p);
     return st;
 }
@@ -788,11 +1042,23 @@ static cf_status pool_shutdown(void *self, bool wait, bool cancel_futures) {
     cf_future *cancelled = NULL;
     pthread_mutex_lock(&p->lock);
     p->shutdown = true;
-    if (cancel_futures)
+    if (cancel_futures) {
         cancelled = cf__queue_take_all(&p->queue);
+        p->cancel_sent = current_pool != p;
+    }
     pthread_mutex_unlock(&p->lock);
     wake(p);
     cf__works_cancel(cancelled);
+    /* Calls sent ahead to workers are still pending too: the manager, which
+     * owns them, cancels those its workers have not claimed. */
+    if (cancel_futures && current_pool == p) {
+        cancel_sent(p);
+    } else if (cancel_futures) {
+        pthread_mutex_lock(&p->lock);
+        while (p->cancel_sent && !p->manager_gone)
+            pthread_cond_wait(&p->cond, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+    }
     if (!wait)
         return CF_OK;
     if (current_pool == p)
@@ -804,8 +1070,11 @@ static cf_status pool_shutdown(void *self, bool wait, bool cancel_futures) {
 static void free_pool_memory(struct process_pool *p) {
     cf__values_free(p->initargs, p->ninitargs);
     free(p->workers);
+    free(p->blocks_used);
     free(p->pfds);
-    cf__buf_free(&p->out);
+    cf__buf_free(&p->frame);
+    if (p->claims)
+        munmap(p->claims, p->max_workers * DEPTH * sizeof *p->claims);
     for (int i = 0; i < 2; i++)
         if (p->wake[i] >= 0)
             close(p->wake[i]);
@@ -850,9 +1119,18 @@ static cf_status pool_prepare(struct process_pool *p,
     p->max_tasks = o->max_tasks_per_child > 0 ? o->max_tasks_per_child : 0;
     p->initializer = o->initializer;
     p->workers = calloc(p->max_workers, sizeof *p->workers);
+    p->blocks_used = calloc(p->max_workers, sizeof *p->blocks_used);
     p->pfds = calloc(p->max_workers + 2, sizeof *p->pfds);
-    if (!p->workers || !p->pfds)
+    if (!p->workers || !p->blocks_used || !p->pfds ||
+        p->max_workers > UINT32_MAX / DEPTH)
         return CF_NOMEM;
+    /* mapped before the fork server is forked: every worker shares it */
+    void *claims =
+        mmap(NULL, p->max_workers * DEPTH * sizeof *p->claims,
+             PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (claims == MAP_FAILED)
+        return CF_NOMEM;
+    p->claims = claims;
     if (pipe2(p->wake, O_NONBLOCK | O_CLOEXEC))
         return CF_EAGAIN;
     if (!o->initializer)
