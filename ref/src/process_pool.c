@@ -657,10 +657,16 @@ static bool steal(struct process_pool *p, struct worker *w) {
     return false;
 }
 
-/* Sends queued calls: one to each idle worker first, then round after
- * round to every worker with room; then lets idle workers take calls
- * still queued at busy ones, and sends what it can of it all. */
+/* Sends calls to workers in the order they were submitted: an idle worker
+ * first takes back a call still waiting behind a busy one (it is older
+ * than anything queued), then queued calls go one to each idle worker,
+ * then round after round to every worker with room. */
 static void dispatch(struct process_pool *p) {
+    for (size_t i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        if (can_take(w) && w->live == 0)
+            steal(p, w);
+    }
     bool more = true;
     for (unsigned round = 0; more && round < DEPTH; round++)
         for (size_t i = 0; more && i < p->nworkers; i++) {
@@ -668,12 +674,8 @@ static void dispatch(struct process_pool *p) {
             if (can_take(w) && w->count <= round)
                 more = send_queued(p, w);
         }
-    for (size_t i = 0; i < p->nworkers; i++) {
-        struct worker *w = &p->workers[i];
-        while (can_take(w) && w->live == 0 && steal(p, w))
-            ;
-        worker_flush(w);
-    }
+    for (size_t i = 0; i < p->nworkers; i++)
+        worker_flush(&p->workers[i]);
 }
 
 /* In shutdown(cancel_futures): cancels every call sent and not yet
