@@ -4,7 +4,9 @@
 //   RoundTrip/pipe                  one byte to another process and back
 //   RoundTrip/<pool>/workers:1      submit a no-op call, wait for its result
 //   Batch/<pool>/workers:N/tasks:T  submit T no-op calls, then every result
-//   IsPrime/<pool>/workers:N        the docs' map(is_prime, PRIMES)
+//   IsPrime/<pool>/workers:N/copies:K
+//                                   the docs' map(is_prime, PRIMES), over K
+//                                   copies of PRIMES (K = 1: the docs' own)
 //
 // <pool> is "thread" or "process". Real (wall-clock) time is what counts:
 // the work happens in other threads and processes. Each pool is made and
@@ -160,22 +162,23 @@ void batch(benchmark::State &state, Pool pool) {
 
 void primes(benchmark::State &state, Pool pool) {
     const int workers = static_cast<int>(state.range(0));
-    cf_value args[NPRIMES];
-    for (size_t i = 0; i < NPRIMES; i++)
-        args[i] = cf_int(PRIMES[i]);
+    const size_t copies = static_cast<size_t>(state.range(1));
+    std::vector<cf_value> args(NPRIMES * copies);
+    for (size_t i = 0; i < args.size(); i++)
+        args[i] = cf_int(PRIMES[i % NPRIMES]);
     cf_executor *ex = make_pool(state, pool, workers);
     if (!ex)
         return;
     bool ok = warm_up(state, ex, workers);
     for (auto _ : state) {
         cf_map_iter *it;
-        ok = ok && cf_map(ex, is_prime, args, NPRIMES, 1, CF_FOREVER, 1,
-                          &it) == CF_OK;
-        for (size_t i = 0; ok && i < NPRIMES; i++) {
+        ok = ok && cf_map(ex, is_prime, args.data(), args.size(), 1,
+                          CF_FOREVER, 1, &it) == CF_OK;
+        for (size_t i = 0; ok && i < args.size(); i++) {
             cf_value v;
             const cf_error *error;
-            ok = cf_map_next(it, &v, &error) == CF_OK && v.as.b ==
-                 PRIMES_EXPECTED[i];
+            ok = cf_map_next(it, &v, &error) == CF_OK &&
+                 v.as.b == PRIMES_EXPECTED[i % NPRIMES];
         }
         if (ok)
             cf_map_close(it);
@@ -213,9 +216,8 @@ int main(int argc, char **argv) {
             ->Unit(benchmark::kMillisecond);
         benchmark::RegisterBenchmark(pool_path("IsPrime", pool).c_str(),
                                      primes, pool)
-            ->ArgName("workers")
-            ->Arg(1)
-            ->Arg(2)
+            ->ArgNames({"workers", "copies"})
+            ->ArgsProduct({{1, 2}, {1, 4}})
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
     }
