@@ -714,10 +714,19 @@ const char *cf_current_thread_name(void);
  * completes the futures, so done callbacks of completed calls run in the
  * parent, in that thread, never in a worker.
  *
- * Deliberate difference: a call is sent to a worker only when that worker
- * is free (one call in flight per worker), so a queued future stays
- * PENDING, and cancellable, until a worker really starts it; CPython marks
- * up to max_workers + 1 queued futures RUNNING early.
+ * How calls reach workers: up to 32 calls are sent ahead to each worker,
+ * so that a stream of short calls never waits for a round trip between
+ * them, and a worker left idle takes back a call still waiting at a busier
+ * one; calls start in the order they were submitted. A call sent ahead is
+ * still PENDING: the worker starts it only after claiming it through a
+ * word in memory the pool shares with its workers, and cf_future_cancel
+ * wins or loses that same race, so it returns true exactly when the call
+ * never runs. cf_executor_shutdown with cancel_futures cancels these calls
+ * too, and a pool that breaks fails them with CF_BROKEN.
+ *
+ * Deliberate difference: a queued future stays PENDING, and cancellable,
+ * until a worker really starts it; CPython marks up to max_workers + 1
+ * queued futures RUNNING early.
  * ------------------------------------------------------------------------ */
 
 /* max_tasks_per_child value for "no limit", the default. */
@@ -752,8 +761,8 @@ cf_status cf_process_pool_options_init(cf_process_pool_options *o);
  * server and manager thread. Python: ProcessPoolExecutor(max_workers,
  * initializer=, initargs=, max_tasks_per_child=) with the fork server
  * described above as its start method.
- * Workers start on demand, one per queued call while none is idle; an idle
- * worker is always reused first. Each runs one call at a time.
+ * Workers start on demand, one per waiting call while none is idle; an
+ * idle worker is always reused first. Each runs one call at a time.
  * options: borrowed; NULL means all defaults.
  * out:     owned by the caller (cf_executor_free, which leaves no process
  *          of the pool running).
