@@ -1,8 +1,17 @@
-/* The test runner and its gates, delays and checkers. */
+/* The test runner and its arena, gates, delays and checkers. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* syscall, MAP_ANONYMOUS */
+#endif
+
 #include "harness.h"
 
+#include <limits.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,66 +71,177 @@ double test_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* ---- the arena --------------------------------------------------------- */
+
+/* Atomics in shared memory work across processes only when lock-free. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_int must be lock-free");
+
+/* The arena is cut into blocks of whole slots; arena_len[i] is the length
+ * in slots of the block starting at slot i (0: slot i starts no block).
+ * Only the test process allocates, so a private lock guards the table. */
+enum { ARENA_SLOT = 64, ARENA_SLOTS = 16384 };
+static unsigned char *arena;
+static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned short arena_len[ARENA_SLOTS];
+static bool arena_used[ARENA_SLOTS];
+
+/* Maps the arena; before the test runs, hence before any fork. */
+static void arena_map(void) {
+    void *p = mmap(NULL, (size_t)ARENA_SLOT * ARENA_SLOTS,
+                   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("harness: mmap of the arena");
+        exit(2);
+    }
+    arena = p;
+}
+
+void *arena_alloc(size_t size) {
+    size_t want = size ? (size + ARENA_SLOT - 1) / ARENA_SLOT : 1, run = 0;
+    if (!arena)
+        test_fail(__FILE__, __LINE__, "arena_alloc before the test runs");
+    pthread_mutex_lock(&arena_lock);
+    for (size_t i = 0; i < ARENA_SLOTS && want <= USHRT_MAX; i++) {
+        run = arena_used[i] ? 0 : run + 1;
+        if (run < want)
+            continue;
+        size_t first = i + 1 - want;
+        memset(&arena_used[first], true, want);
+        arena_len[first] = (unsigned short)want;
+        pthread_mutex_unlock(&arena_lock);
+        memset(arena + first * ARENA_SLOT, 0, want * ARENA_SLOT);
+        return arena + first * ARENA_SLOT;
+    }
+    pthread_mutex_unlock(&arena_lock);
+    test_fail(__FILE__, __LINE__, "the arena has no room for %zu octets",
+              size);
+}
+
+/* The slot p starts, checked; fails the test for anything else. */
+static size_t arena_slot(const void *p) {
+    uintptr_t at = (uintptr_t)p, base = (uintptr_t)arena;
+    if (!arena || at < base || (at - base) % ARENA_SLOT != 0 ||
+        (at - base) / ARENA_SLOT >= ARENA_SLOTS)
+        test_fail(__FILE__, __LINE__, "%p is not a block of the arena", p);
+    return (at - base) / ARENA_SLOT;
+}
+
+void arena_free(void *p) {
+    if (!p)
+        return;
+    size_t first = arena_slot(p);
+    pthread_mutex_lock(&arena_lock);
+    size_t n = arena_len[first];
+    if (n == 0) {
+        pthread_mutex_unlock(&arena_lock);
+        test_fail(__FILE__, __LINE__, "arena_free of a block not allocated");
+    }
+    memset(&arena_used[first], false, n);
+    arena_len[first] = 0;
+    pthread_mutex_unlock(&arena_lock);
+}
+
+cf_value arena_value(const void *p) {
+    return cf_int((int64_t)arena_slot(p));
+}
+
+void *arena_arg(const cf_call *call, size_t i) {
+    const cf_value *v = cf_arg(call, i);
+    if (v && v->type == CF_TYPE_NONE)
+        return NULL;
+    if (!v || v->type != CF_TYPE_INT || v->as.i < 0 || v->as.i >= ARENA_SLOTS)
+        test_fail(__FILE__, __LINE__, "argument %zu is not an arena block", i);
+    return arena + (size_t)v->as.i * ARENA_SLOT;
+}
+
+/* The process-shared (not FUTEX_PRIVATE) futex calls on a word of the
+ * arena. A wait returns when woken, when *w != value, or after timeout
+ * seconds (an hour at most), whichever comes first. */
+static void futex_wait(atomic_int *w, int value, double timeout) {
+    struct timespec ts;
+    if (timeout > 3600)
+        timeout = 3600;
+    ts.tv_sec = (time_t)timeout;
+    ts.tv_nsec = (long)((timeout - (double)ts.tv_sec) * 1e9);
+    syscall(SYS_futex, w, FUTEX_WAIT, value, &ts, NULL, 0);
+}
+
+static void futex_wake_all(atomic_int *w) {
+    syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+void shared_add(atomic_int *n, int d) {
+    atomic_fetch_add_explicit(n, d, memory_order_acq_rel);
+    futex_wake_all(n);
+}
+
+bool shared_wait_for(atomic_int *n, int want, double timeout) {
+    double deadline = test_now() + timeout;
+    for (;;) {
+        int v = atomic_load_explicit(n, memory_order_acquire);
+        double left = deadline - test_now();
+        if (v >= want)
+            return true;
+        if (left <= 0)
+            return false;
+        futex_wait(n, v, left);
+    }
+}
+
+void shared_wait_(const char *file, int line, atomic_int *n, int want,
+                  const char *what) {
+    if (!shared_wait_for(n, want, LONG))
+        test_fail(file, line, "%d %s, want %d", atomic_load(n), what, want);
+}
+
+/* ---- gates -------------------------------------------------------------- */
+
 void gate_init(gate *g) {
-    pthread_mutex_init(&g->lock, NULL);
-    pthread_cond_init(&g->cond, NULL);
-    g->open = false;
+    g->open = arena_alloc(sizeof *g->open);
 }
 
 void gate_open(gate *g) {
-    pthread_mutex_lock(&g->lock);
-    g->open = true;
-    pthread_cond_broadcast(&g->cond);
-    pthread_mutex_unlock(&g->lock);
+    atomic_store_explicit(g->open, 1, memory_order_release);
+    futex_wake_all(g->open);
 }
 
-/* Waits on c, with m locked, for `ns` nanoseconds at most (below 1 s). */
-static void cond_wait_ns(pthread_cond_t *c, pthread_mutex_t *m, long ns) {
+void gate_wait(gate *g) {
+    if (!gate_wait_for(g, LONG))
+        test_fail(__FILE__, __LINE__, "gate not opened within LONG");
+}
+
+bool gate_wait_for(gate *g, double timeout) {
+    return shared_wait_for(g->open, 1, timeout);
+}
+
+bool gate_is_open(gate *g) {
+    return atomic_load_explicit(g->open, memory_order_acquire) != 0;
+}
+
+void gate_destroy(gate *g) {
+    arena_free(g->open);
+    g->open = NULL;
+}
+
+cf_value gate_value(const gate *g) {
+    return arena_value(g->open);
+}
+
+bool gate_arg(const cf_call *call, size_t i, gate *out) {
+    out->open = arena_arg(call, i);
+    return out->open != NULL;
+}
+
+/* Waits on c, with m locked, for a millisecond at most. */
+void cond_wait_a_little(pthread_cond_t *c, pthread_mutex_t *m) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += ns;
+    ts.tv_nsec += 1000 * 1000;
     if (ts.tv_nsec >= 1000000000) {
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000;
     }
     pthread_cond_timedwait(c, m, &ts);
-}
-
-void cond_wait_a_little(pthread_cond_t *c, pthread_mutex_t *m) {
-    cond_wait_ns(c, m, 1000 * 1000);
-}
-
-void gate_wait(gate *g) {
-    double deadline = test_now() + LONG;
-    pthread_mutex_lock(&g->lock);
-    while (!g->open) {
-        cond_wait_ns(&g->cond, &g->lock, 10 * 1000 * 1000);
-        if (!g->open && test_now() > deadline)
-            test_fail(__FILE__, __LINE__, "gate not opened within LONG");
-    }
-    pthread_mutex_unlock(&g->lock);
-}
-
-bool gate_wait_for(gate *g, double timeout) {
-    double deadline = test_now() + timeout;
-    pthread_mutex_lock(&g->lock);
-    while (!g->open && test_now() < deadline)
-        cond_wait_a_little(&g->cond, &g->lock);
-    bool open = g->open;
-    pthread_mutex_unlock(&g->lock);
-    return open;
-}
-
-bool gate_is_open(gate *g) {
-    pthread_mutex_lock(&g->lock);
-    bool open = g->open;
-    pthread_mutex_unlock(&g->lock);
-    return open;
-}
-
-void gate_destroy(gate *g) {
-    pthread_cond_destroy(&g->cond);
-    pthread_mutex_destroy(&g->lock);
 }
 
 void wait_count_(const char *file, int line, pthread_mutex_t *m,
@@ -149,18 +269,13 @@ void task_return_arg(cf_call *call) {
     cf_return(call, v);
 }
 
-static gate *gate_arg(cf_call *call, size_t i) {
-    const cf_value *v = cf_arg(call, i);
-    return v && v->type == CF_TYPE_PTR ? (gate *)v->as.ptr : NULL;
-}
-
 void task_gate_return(cf_call *call) {
-    gate *started = gate_arg(call, 0), *proceed = gate_arg(call, 1);
+    gate started, proceed;
     cf_value v = cf_none();
-    if (started)
-        gate_open(started);
-    if (proceed)
-        gate_wait(proceed);
+    if (gate_arg(call, 0, &started))
+        gate_open(&started);
+    if (gate_arg(call, 1, &proceed))
+        gate_wait(&proceed);
     if (cf_arg(call, 2) && cf_value_copy(&v, cf_arg(call, 2)) != CF_OK)
         test_fail(__FILE__, __LINE__, "task_gate_return: copy failed");
     cf_return(call, v);
@@ -326,6 +441,7 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < ntests; i++) {
         if (strcmp(tests[i].name, argv[1]) == 0) {
+            arena_map();
             tests[i].fn();
             return 0;
         }

@@ -3,7 +3,16 @@
  * process by CTest (the runner takes the test name as its argument; CMake
  * finds the names by reading the TEST(...) lines). ASSERTs print the file,
  * the line, the expression and both values, then exit with status 1; a
- * failure in a worker thread ends the whole test process the same way.
+ * failure in a worker thread ends the whole test process the same way (in a
+ * worker process, it ends that process, which breaks its pool).
+ *
+ * The arena: one shared mapping made before the test runs, so that every
+ * process forked afterwards -- a process pool's fork server and workers, a
+ * child the test forks itself -- sees the same memory at the same address.
+ * Gates and the counters that tasks bump live there, as atomics only (no
+ * pthread object: a killed worker cannot leave one locked); a task gets one
+ * as an int (arena_value, gate_value) and finds it again with arena_arg or
+ * gate_arg. Only the test process allocates from it.
  *
  * Delays: SHORT is the "does not complete within" window; LONG only bounds a
  * wait that must succeed, so reaching it fails instead of hanging. Both are
@@ -15,6 +24,7 @@
 #include "cfutures.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,14 +114,37 @@ double test_now(void);
  * never below 1. */
 long test_repeats(long n);
 
+/* ---- The arena ---------------------------------------------------------- */
+
+/* size zeroed octets in the arena (aligned for any atomic); a full arena
+ * fails the test. */
+void *arena_alloc(size_t size);
+/* Gives back what arena_alloc gave; NULL is ignored. */
+void arena_free(void *p);
+/* p, which is in the arena, as the int a task receives. */
+cf_value arena_value(const void *p);
+/* The arena memory a task got as arena_value in argument i; NULL if that
+ * argument is None. Anything else fails the test. */
+void *arena_arg(const cf_call *call, size_t i);
+
+/* Adds d to *n, which is in the arena, and wakes whoever waits on it. */
+void shared_add(atomic_int *n, int d);
+/* Waits up to timeout seconds until *n (in the arena, bumped with
+ * shared_add) reaches want; true if it did. */
+bool shared_wait_for(atomic_int *n, int want, double timeout);
+/* The same for LONG, failing the test with "<*n> <what>, want <want>". */
+void shared_wait_(const char *file, int line, atomic_int *n, int want,
+                  const char *what);
+#define shared_wait(n, want, what)                                            \
+    shared_wait_(__FILE__, __LINE__, n, want, what)
+
 /*
  * A gate: tasks block on it until the test opens it. Waiting longer than
- * LONG fails the test instead of hanging.
+ * LONG fails the test instead of hanging. Its flag is in the arena, so tasks
+ * in worker processes can wait on it or open it too: pass gate_value(&g).
  */
 typedef struct gate {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool open;
+    atomic_int *open;
 } gate;
 
 void gate_init(gate *g);
@@ -122,6 +155,11 @@ void gate_wait(gate *g);
 bool gate_wait_for(gate *g, double timeout);
 bool gate_is_open(gate *g);
 void gate_destroy(gate *g);
+/* The gate as a task's argument. */
+cf_value gate_value(const gate *g);
+/* The gate a task got as gate_value in argument i; false if that argument
+ * is None (no gate). */
+bool gate_arg(const cf_call *call, size_t i, gate *out);
 
 /* Waits on c, with m locked, for a millisecond at most: the caller re-checks
  * its condition and its own deadline. */
@@ -146,7 +184,7 @@ void let_time_pass(double t0, double seconds);
 
 /* Returns a copy of its first argument (None without arguments). */
 void task_return_arg(cf_call *call);
-/* arg0: gate* to open when started (or None), arg1: gate* to wait on
+/* arg0: gate to open when started (or None), arg1: gate to wait on
  * (or None), arg2: value to return. */
 void task_gate_return(cf_call *call);
 /* arg0: str type, arg1: str message; raises it. */

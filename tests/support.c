@@ -89,18 +89,25 @@ void step_completer_join(step_completer *c) {
     gate_destroy(&c->returned);
 }
 
-int run_count_get(run_count *c) {
-    pthread_mutex_lock(&c->lock);
-    int n = c->n;
-    pthread_mutex_unlock(&c->lock);
-    return n;
+void run_count_init(run_count *c) {
+    c->n = arena_alloc(sizeof *c->n);
+}
+
+void run_count_destroy(run_count *c) {
+    arena_free(c->n);
+    c->n = NULL;
+}
+
+int run_count_get(const run_count *c) {
+    return atomic_load(c->n);
+}
+
+cf_value run_count_value(const run_count *c) {
+    return arena_value(c->n);
 }
 
 void task_count(cf_call *call) {
-    run_count *c = (run_count *)cf_arg(call, 0)->as.ptr;
-    pthread_mutex_lock(&c->lock);
-    c->n++;
-    pthread_mutex_unlock(&c->lock);
+    shared_add(arena_arg(call, 0), 1);
 }
 
 cf_status count_cb(cf_future *f, void *ctx) {
@@ -116,9 +123,9 @@ int calls_of(counter *c) {
 }
 
 void init_fail(cf_call *call) {
-    const cf_value *go = cf_arg(call, 0);
-    if (go && go->type == CF_TYPE_PTR)
-        gate_wait((gate *)go->as.ptr);
+    gate go;
+    if (gate_arg(call, 0, &go))
+        gate_wait(&go);
     cf_raise(call, "ValueError", "initializer failed on purpose");
 }
 
@@ -149,14 +156,14 @@ cf_executor *pool_with_initializer(int max_workers, cf_fn init,
 }
 
 cf_executor *failing_pool(int max_workers, gate *go) {
-    cf_value initarg = cf_ptr(go);
+    cf_value initarg = gate_value(go);
     return pool_with_initializer(max_workers, init_fail, &initarg, 1);
 }
 
 cf_future *submit_gated_value(cf_executor *ex, gate *started, gate *proceed,
                               cf_value value) {
-    cf_value args[3] = {started ? cf_ptr(started) : cf_none(),
-                        proceed ? cf_ptr(proceed) : cf_none(), value};
+    cf_value args[3] = {started ? gate_value(started) : cf_none(),
+                        proceed ? gate_value(proceed) : cf_none(), value};
     cf_future *f = NULL;
     ASSERT_OK(cf_submit(ex, task_gate_return, args, 3, &f));
     ASSERT_NOT_NULL(f);

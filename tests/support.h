@@ -4,6 +4,9 @@
  * pool, a thread that completes futures while the test waits, and counters
  * of task and callback calls. Each fails the test (as an ASSERT does) when
  * the library refuses what it asks.
+ *
+ * Their tasks take gates and task counters as arena ints, never pointers,
+ * so that they can run in a worker process too.
  */
 #ifndef CF_TEST_SUPPORT_H
 #define CF_TEST_SUPPORT_H
@@ -36,7 +39,7 @@ cf_executor *pool_new(int max_workers);
 /* A thread pool of max_workers whose initializer is init(initargs). */
 cf_executor *pool_with_initializer(int max_workers, cf_fn init,
                                    const cf_value *initargs, size_t ninitargs);
-/* An initializer: arg0 gate* to wait on first (or None); then raises
+/* An initializer: arg0 gate to wait on first (or None); then raises
  * ValueError. */
 void init_fail(cf_call *call);
 /* A pool of max_workers whose initializer (init_fail) waits for go to open,
@@ -112,21 +115,23 @@ void step_completer_join(step_completer *c);
 
 /* ---- Counters ---------------------------------------------------------- */
 
-/* A count of task calls, guarded by its mutex (task_count bumps it). */
+/* A count of task calls, in the arena so that tasks in worker processes
+ * count too (task_count bumps it). */
 typedef struct run_count {
-    pthread_mutex_t lock;
-    int n;
+    atomic_int *n;
 } run_count;
 
-#define RUN_COUNT_INIT                                                        \
-    { PTHREAD_MUTEX_INITIALIZER, 0 }
-
-int run_count_get(run_count *c);
-/* A task: arg0 run_count*; counts the call and returns nothing. */
+void run_count_init(run_count *c);
+void run_count_destroy(run_count *c);
+int run_count_get(const run_count *c);
+/* The count as a task's argument. */
+cf_value run_count_value(const run_count *c);
+/* A task: arg0 run_count_value; counts the call and returns nothing. */
 void task_count(cf_call *call);
 
 /* A done callback (count_cb, ctx a counter*) that counts its calls and
- * remembers the thread and the future of the last one. */
+ * remembers the thread and the future of the last one. Callbacks run in
+ * the test process whatever the pool, so this one stays in its memory. */
 typedef struct counter {
     atomic_int calls;
     pthread_t thread;

@@ -31,44 +31,43 @@ static void task_bump_ptr(cf_call *call) {
     cf_return(call, cf_ptr(p->as.ptr));
 }
 
-/* The statuses of a task's second outcome, written where arg0 points. */
-typedef struct second_outcome {
-    cf_status status;
-} second_outcome;
+/* Each task below writes the status of its second outcome call where arg0
+ * (an atomic_int in the arena) says. */
 
-/* Returns 1, then tries to return the str "two" (arg0: second_outcome*). */
+/* Returns 1, then tries to return the str "two". */
 static void task_return_twice(cf_call *call) {
-    second_outcome *o = (second_outcome *)cf_arg(call, 0)->as.ptr;
+    atomic_int *second = arena_arg(call, 0);
     cf_value two = cf_none();
     ASSERT_OK(cf_return(call, cf_int(1)));
     ASSERT_OK(cf_value_str(&two, "two"));
-    o->status = cf_return(call, two); /* moved in, whatever the status */
+    /* moved in, whatever the status */
+    atomic_store(second, (int)cf_return(call, two));
 }
 
 /* Returns 1, then tries to raise. */
 static void task_return_then_raise(cf_call *call) {
-    second_outcome *o = (second_outcome *)cf_arg(call, 0)->as.ptr;
+    atomic_int *second = arena_arg(call, 0);
     ASSERT_OK(cf_return(call, cf_int(1)));
-    o->status = cf_raise(call, "ValueError", "too late");
+    atomic_store(second, (int)cf_raise(call, "ValueError", "too late"));
 }
 
 /* Raises, then tries to return a str. */
 static void task_raise_then_return(cf_call *call) {
-    second_outcome *o = (second_outcome *)cf_arg(call, 0)->as.ptr;
+    atomic_int *second = arena_arg(call, 0);
     cf_value v = cf_none();
     ASSERT_OK(cf_raise(call, "KeyError", "first %d", 1));
     ASSERT_OK(cf_value_str(&v, "ignored"));
-    o->status = cf_return(call, v);
+    atomic_store(second, (int)cf_return(call, v));
 }
 
-/* Runs task (arg0: second_outcome*) on a pool of one; checks that its first
- * outcome stands -- the int 1, or, when type is not NULL, the exception
- * type(message) -- and that its second outcome call was CF_INVALID_STATE. */
+/* Runs task on a pool of one; checks that its first outcome stands -- the
+ * int 1, or, when type is not NULL, the exception type(message) -- and that
+ * its second outcome call was CF_INVALID_STATE. */
 static void check_first_outcome_stands(cf_fn task, const char *type,
                                        const char *message) {
     cf_executor *ex = pool_new(1);
-    second_outcome o = {CF_OK};
-    cf_value arg = cf_ptr(&o);
+    atomic_int *second = arena_alloc(sizeof *second);
+    cf_value arg = arena_value(second);
     cf_future *f = NULL;
     ASSERT_OK(cf_submit(ex, task, &arg, 1, &f));
     if (type == NULL) {
@@ -77,9 +76,10 @@ static void check_first_outcome_stands(cf_fn task, const char *type,
         ASSERT_STATUS(cf_future_result(f, LONG, NULL), CF_RAISED);
         check_raised(f, CF_RAISED, type, message);
     }
-    ASSERT_STATUS(o.status, CF_INVALID_STATE);
+    ASSERT_STATUS((cf_status)atomic_load(second), CF_INVALID_STATE);
     ASSERT_OK(cf_future_release(f));
     ASSERT_OK(cf_executor_free(ex));
+    arena_free(second);
 }
 
 /* arg0: the executor running this task; shuts it down with wait and
@@ -276,9 +276,9 @@ typedef struct kept_call {
  * call ending the work returned `ended` and that the task never ran. */
 static void kept_call_end(kept_call *k, end_how how, bool cancel_futures,
                           cf_status ended) {
-    cf_value arg = cf_ptr(&k->runs);
-    ASSERT_EQ(pthread_mutex_init(&k->runs.lock, NULL), 0);
-    k->runs.n = 0;
+    cf_value arg;
+    run_count_init(&k->runs);
+    arg = run_count_value(&k->runs);
     k->ex = keeping_new(&k->c, how);
     ASSERT_OK(cf_submit(k->ex, task_count, &arg, 1, &k->f));
     ASSERT_OK(cf_executor_shutdown(k->ex, true, cancel_futures));
@@ -293,7 +293,7 @@ static void kept_call_free(kept_call *k) {
     ASSERT_OK(cf_executor_free(k->ex));
     ASSERT_EQ(run_count_get(&k->runs), 0);
     custom_destroy(&k->c);
-    pthread_mutex_destroy(&k->runs.lock);
+    run_count_destroy(&k->runs);
 }
 
 /* ---- submit ------------------------------------------------------------ */
@@ -373,25 +373,29 @@ TEST(executor_submit_null_fn_is_einval) {
  * CF_EINVAL and nothing runs. */
 TEST(executor_submit_null_out_is_einval) {
     cf_executor *ex = pool_new(1);
-    run_count runs = RUN_COUNT_INIT;
-    cf_value arg = cf_ptr(&runs);
+    run_count runs;
+    run_count_init(&runs);
+    cf_value arg = run_count_value(&runs);
     ASSERT_STATUS(cf_submit(ex, task_count, &arg, 1, NULL), CF_EINVAL);
     ASSERT_OK(cf_executor_free(ex));
-    ASSERT_EQ(runs.n, 0);
+    ASSERT_EQ(run_count_get(&runs), 0);
+    run_count_destroy(&runs);
 }
 
 /* executor.submit.unknown-value-type-is-einval: an argument of unknown type
  * is CF_EINVAL, and nothing was scheduled. */
 TEST(executor_submit_unknown_value_type_is_einval) {
     cf_executor *ex = pool_new(1);
-    run_count runs = RUN_COUNT_INIT;
-    cf_value args[2] = {cf_ptr(&runs), cf_none()};
+    run_count runs;
+    run_count_init(&runs);
+    cf_value args[2] = {run_count_value(&runs), cf_none()};
     cf_future *f = not_written;
     args[1].type = (cf_type)99;
     ASSERT_STATUS(cf_submit(ex, task_count, args, 2, &f), CF_EINVAL);
     ASSERT_TRUE(f == not_written);
     ASSERT_OK(cf_executor_free(ex));
-    ASSERT_EQ(runs.n, 0);
+    ASSERT_EQ(run_count_get(&runs), 0);
+    run_count_destroy(&runs);
 }
 
 /* executor.submit.null-args-with-count-is-einval: args may be NULL only when
@@ -471,8 +475,9 @@ TEST(executor_running_call_cannot_be_cancelled) {
  * busy single worker is pending; cancel() returns true and it never runs. */
 TEST(executor_queued_call_is_pending_and_cancellable) {
     busy_pool b;
-    run_count runs = RUN_COUNT_INIT;
-    cf_value arg = cf_ptr(&runs);
+    run_count runs;
+    run_count_init(&runs);
+    cf_value arg = run_count_value(&runs);
     cf_future *queued = NULL;
     busy_pool_start(&b, 1);
     ASSERT_OK(cf_submit(b.ex, task_count, &arg, 1, &queued));
@@ -487,6 +492,7 @@ TEST(executor_queued_call_is_pending_and_cancellable) {
     ASSERT_OK(cf_future_release(queued));
     ASSERT_OK(cf_future_release(b.running));
     busy_pool_destroy(&b);
+    run_count_destroy(&runs);
 }
 
 /* executor.submit.from-own-worker: a task may submit to its own pool and
@@ -561,13 +567,15 @@ TEST(executor_custom_inline_executor_runs_call) {
 TEST(executor_custom_submit_after_shutdown_is_shutdown) {
     custom c;
     cf_executor *ex = inline_new(&c);
-    run_count runs = RUN_COUNT_INIT;
-    cf_value arg = cf_ptr(&runs);
+    run_count runs;
+    run_count_init(&runs);
+    cf_value arg = run_count_value(&runs);
     cf_future *f = not_written;
     ASSERT_OK(cf_executor_shutdown(ex, true, false));
     ASSERT_STATUS(cf_submit(ex, task_count, &arg, 1, &f), CF_SHUTDOWN);
     ASSERT_TRUE(f == not_written);
-    ASSERT_EQ(runs.n, 0);
+    ASSERT_EQ(run_count_get(&runs), 0);
+    run_count_destroy(&runs);
     ASSERT_OK(cf_executor_free(ex));
     custom_destroy(&c);
 }
@@ -704,8 +712,9 @@ TEST(executor_custom_work_release_keeps_outcome_set_by_executor) {
 TEST(executor_custom_refused_submit_returns_its_status) {
     custom c;
     cf_executor *ex = keeping_new(&c, END_RUN);
-    run_count runs = RUN_COUNT_INIT;
-    cf_value arg = cf_ptr(&runs);
+    run_count runs;
+    run_count_init(&runs);
+    cf_value arg = run_count_value(&runs);
     cf_status refusals[] = {CF_BROKEN, CF_EAGAIN, CF_NOMEM, CF_SHUTDOWN};
     for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
         cf_future *f = not_written;
@@ -716,7 +725,8 @@ TEST(executor_custom_refused_submit_returns_its_status) {
     c.refuse = CF_OK;
     ASSERT_OK(cf_executor_free(ex));
     ASSERT_EQ(c.nended, 0);
-    ASSERT_EQ(runs.n, 0);
+    ASSERT_EQ(run_count_get(&runs), 0);
+    run_count_destroy(&runs);
     custom_destroy(&c);
 }
 
@@ -822,11 +832,13 @@ TEST(executor_shutdown_wait_from_own_worker_is_deadlock) {
     ASSERT_OK(cf_executor_free(ex));
 }
 
-/* arg0: the pool, arg1: gate* opened when started, arg2: gate* to wait on;
+/* arg0: the pool, arg1: gate opened when started, arg2: gate to wait on;
  * then shuts the pool down with wait and returns the status. */
 static void task_shutdown_own_pool_gated(cf_call *call) {
-    gate_open((gate *)cf_arg(call, 1)->as.ptr);
-    gate_wait((gate *)cf_arg(call, 2)->as.ptr);
+    gate started, go;
+    ASSERT_TRUE(gate_arg(call, 1, &started) && gate_arg(call, 2, &go));
+    gate_open(&started);
+    gate_wait(&go);
     task_shutdown_own_pool(call);
 }
 
@@ -840,7 +852,8 @@ TEST(executor_shutdown_wait_from_two_workers_is_deadlock_for_both) {
     gate_init(&go);
     for (int i = 0; i < 2; i++) {
         gate_init(&started[i]);
-        cf_value args[3] = {cf_ptr(ex), cf_ptr(&started[i]), cf_ptr(&go)};
+        cf_value args[3] = {cf_ptr(ex), gate_value(&started[i]),
+                            gate_value(&go)};
         ASSERT_OK(cf_submit(ex, task_shutdown_own_pool_gated, args, 3, &f[i]));
     }
     gate_wait(&started[0]);

@@ -6,7 +6,8 @@
  * Every item runs task_item(index, code, ctx): the code says what the call
  * does (return a number, raise, block on a gate, wait for its own gate) and
  * ctx counts how many times each item ran, so a test can tell after
- * cf_executor_free which calls were cancelled before they started.
+ * cf_executor_free which calls were cancelled before they started. ctx is
+ * in the arena, where a task in a worker process reaches it too.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -25,57 +26,49 @@ enum {
 
 #define MAX_ITEMS 16
 
+/* What the items share with the test: in the arena, so that items running
+ * in worker processes reach it too. */
 typedef struct map_ctx {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int runs[MAX_ITEMS];
-    int finish_order[MAX_ITEMS];
-    long nstarted, nfinished;
+    atomic_int runs[MAX_ITEMS];
+    atomic_int finish_order[MAX_ITEMS];
+    atomic_int nstarted, nfinished;
     gate block, block_started;
     gate gates[MAX_ITEMS];
 } map_ctx;
 
-static void ctx_init(map_ctx *c) {
-    memset(c, 0, sizeof *c);
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->cond, NULL);
+static map_ctx *ctx_new(void) {
+    map_ctx *c = arena_alloc(sizeof *c);
     gate_init(&c->block);
     gate_init(&c->block_started);
     for (int i = 0; i < MAX_ITEMS; i++)
         gate_init(&c->gates[i]);
+    return c;
 }
 
-static void ctx_destroy(map_ctx *c) {
+static void ctx_free(map_ctx *c) {
     for (int i = 0; i < MAX_ITEMS; i++)
         gate_destroy(&c->gates[i]);
     gate_destroy(&c->block);
     gate_destroy(&c->block_started);
-    pthread_cond_destroy(&c->cond);
-    pthread_mutex_destroy(&c->lock);
+    arena_free(c);
 }
 
 static int ctx_runs(map_ctx *c, int i) {
-    pthread_mutex_lock(&c->lock);
-    int n = c->runs[i];
-    pthread_mutex_unlock(&c->lock);
-    return n;
+    return atomic_load(&c->runs[i]);
 }
 
 /* Waits until *counter (nstarted or nfinished) reaches n; LONG fails. */
-static void ctx_wait(map_ctx *c, long *counter, long n) {
-    wait_count(&c->lock, &c->cond, counter, n,
-               counter == &c->nstarted ? "calls started" : "calls finished");
+static void ctx_wait(map_ctx *c, atomic_int *counter, int n) {
+    shared_wait(counter, n,
+                counter == &c->nstarted ? "calls started" : "calls finished");
 }
 
 static void task_item(cf_call *call) {
     int index = (int)cf_arg(call, 0)->as.i;
     int code = (int)cf_arg(call, 1)->as.i;
-    map_ctx *c = (map_ctx *)cf_arg(call, 2)->as.ptr;
-    pthread_mutex_lock(&c->lock);
-    c->runs[index]++;
-    c->nstarted++;
-    pthread_cond_broadcast(&c->cond);
-    pthread_mutex_unlock(&c->lock);
+    map_ctx *c = arena_arg(call, 2);
+    atomic_fetch_add(&c->runs[index], 1);
+    shared_add(&c->nstarted, 1);
     if (code == RAISE) {
         cf_raise(call, "ValueError", "item %d", index);
         return;
@@ -85,10 +78,10 @@ static void task_item(cf_call *call) {
         gate_wait(&c->block);
     } else if (code == GATED) {
         gate_wait(&c->gates[index]);
-        pthread_mutex_lock(&c->lock);
-        c->finish_order[c->nfinished++] = index;
-        pthread_cond_broadcast(&c->cond);
-        pthread_mutex_unlock(&c->lock);
+        /* the test opens one gate at a time and waits for its finish, so
+         * nfinished is this item's place in the order */
+        atomic_store(&c->finish_order[atomic_load(&c->nfinished)], index);
+        shared_add(&c->nfinished, 1);
     }
     cf_return(call, cf_int(code >= 0 ? code : index));
 }
@@ -100,7 +93,7 @@ static cf_value *item_args(map_ctx *c, const int *codes, int n) {
     for (int i = 0; i < n; i++) {
         args[3 * i] = cf_int(i);
         args[3 * i + 1] = cf_int(codes[i]);
-        args[3 * i + 2] = cf_ptr(c);
+        args[3 * i + 2] = arena_value(c);
     }
     return args;
 }
@@ -156,40 +149,38 @@ static cf_map_iter *const not_written = (cf_map_iter *)&not_written;
 /* map.results-in-input-order: results come in input order although the
  * calls finish in the reverse order. */
 TEST(map_results_in_input_order) {
-    map_ctx c;
     int codes[3] = {GATED, GATED, GATED};
-    ctx_init(&c);
+    map_ctx *c = ctx_new();
     cf_executor *ex = pool_new(3);
-    cf_map_iter *it = map_items(ex, &c, codes, 3, CF_FOREVER);
+    cf_map_iter *it = map_items(ex, c, codes, 3, CF_FOREVER);
     for (int k = 0; k < 3; k++) {
-        gate_open(&c.gates[2 - k]);
-        ctx_wait(&c, &c.nfinished, k + 1);
+        gate_open(&c->gates[2 - k]);
+        ctx_wait(c, &c->nfinished, k + 1);
     }
-    ASSERT_EQ(c.finish_order[0], 2);
-    ASSERT_EQ(c.finish_order[1], 1);
-    ASSERT_EQ(c.finish_order[2], 0);
+    ASSERT_EQ(atomic_load(&c->finish_order[0]), 2);
+    ASSERT_EQ(atomic_load(&c->finish_order[1]), 1);
+    ASSERT_EQ(atomic_load(&c->finish_order[2]), 0);
     for (int i = 0; i < 3; i++)
         expect_int(it, i);
     expect_stop(it);
     ASSERT_OK(cf_map_close(it));
     ASSERT_OK(cf_executor_free(ex));
-    ctx_destroy(&c);
+    ctx_free(c);
 }
 
 /* map.eager-submission: cf_map submits every call before the first next. */
 TEST(map_submits_every_call_before_the_first_next) {
-    map_ctx c;
     int codes[5] = {10, 11, 12, 13, 14};
-    ctx_init(&c);
+    map_ctx *c = ctx_new();
     cf_executor *ex = pool_new(1);
-    cf_map_iter *it = map_items(ex, &c, codes, 5, CF_FOREVER);
-    ctx_wait(&c, &c.nstarted, 5);
+    cf_map_iter *it = map_items(ex, c, codes, 5, CF_FOREVER);
+    ctx_wait(c, &c->nstarted, 5);
     for (int i = 0; i < 5; i++)
         expect_int(it, 10 + i);
     expect_stop(it);
     ASSERT_OK(cf_map_close(it));
     ASSERT_OK(cf_executor_free(ex));
-    ctx_destroy(&c);
+    ctx_free(c);
 }
 
 /* arg0 * 100 + arg1; raises unless called with exactly two ints. */
@@ -284,44 +275,42 @@ TEST(map_chunksize_ignored_by_thread_pool) {
  * reached (CF_RAISED and the error); then the iterator stops and the calls
  * not yet started are cancelled. */
 TEST(map_error_delivered_at_its_item_then_stops) {
-    map_ctx c;
     int codes[5] = {10, RAISE, BLOCK, 13, 14};
-    ctx_init(&c);
+    map_ctx *c = ctx_new();
     cf_executor *ex = pool_new(1);
-    cf_map_iter *it = map_items(ex, &c, codes, 5, CF_FOREVER);
+    cf_map_iter *it = map_items(ex, c, codes, 5, CF_FOREVER);
     expect_int(it, 10);
     const cf_error *e = expect_failure(it, CF_RAISED);
     check_error(e, CF_RAISED, "ValueError", "item 1");
     expect_stop(it);
     expect_stop(it);
-    gate_open(&c.block);
+    gate_open(&c->block);
     ASSERT_OK(cf_executor_free(ex)); /* whatever was not cancelled runs */
     ASSERT_OK(cf_map_close(it));
-    ASSERT_LE(ctx_runs(&c, 2), 1);
-    ASSERT_EQ(ctx_runs(&c, 3), 0);
-    ASSERT_EQ(ctx_runs(&c, 4), 0);
-    ctx_destroy(&c);
+    ASSERT_LE(ctx_runs(c, 2), 1);
+    ASSERT_EQ(ctx_runs(c, 3), 0);
+    ASSERT_EQ(ctx_runs(c, 4), 0);
+    ctx_free(c);
 }
 
 /* map.cancelled-item: an item cancelled by shutdown(cancel_futures) gives
  * CF_CANCELLED when reached, then the iterator stops. */
 TEST(map_item_cancelled_by_shutdown_gives_cancelled) {
-    map_ctx c;
     int codes[3] = {BLOCK, 1, 2};
-    ctx_init(&c);
+    map_ctx *c = ctx_new();
     cf_executor *ex = pool_new(1);
-    cf_map_iter *it = map_items(ex, &c, codes, 3, CF_FOREVER);
-    gate_wait(&c.block_started);
+    cf_map_iter *it = map_items(ex, c, codes, 3, CF_FOREVER);
+    gate_wait(&c->block_started);
     ASSERT_OK(cf_executor_shutdown(ex, false, true));
-    gate_open(&c.block);
+    gate_open(&c->block);
     expect_int(it, 0);
     expect_failure(it, CF_CANCELLED);
     expect_stop(it);
     ASSERT_OK(cf_executor_free(ex));
     ASSERT_OK(cf_map_close(it));
-    ASSERT_EQ(ctx_runs(&c, 1), 0);
-    ASSERT_EQ(ctx_runs(&c, 2), 0);
-    ctx_destroy(&c);
+    ASSERT_EQ(ctx_runs(c, 1), 0);
+    ASSERT_EQ(ctx_runs(c, 2), 0);
+    ctx_free(c);
 }
 
 static void log_quietly(cf_log_level level, const char *msg, void *ctx) {
@@ -356,39 +345,37 @@ TEST(map_on_broken_pool_gives_broken) {
  * made after it expired times out without waiting again; what had not
  * started is cancelled. */
 TEST(map_timeout_counts_from_the_map_call) {
-    map_ctx c;
     int codes[2] = {BLOCK, 5};
     double timeout = 2 * SHORT;
-    ctx_init(&c);
+    map_ctx *c = ctx_new();
     cf_executor *ex = pool_new(1);
     double t0 = test_now();
-    cf_map_iter *it = map_items(ex, &c, codes, 2, timeout);
-    gate_wait(&c.block_started);
+    cf_map_iter *it = map_items(ex, c, codes, 2, timeout);
+    gate_wait(&c->block_started);
     let_time_pass(t0, timeout);
     double t1 = test_now();
     const cf_error *e = expect_failure(it, CF_TIMEOUT);
     ASSERT_TRUE(test_now() - t1 < timeout);
     check_error(e, CF_TIMEOUT, "TimeoutError", NULL);
     expect_stop(it);
-    gate_open(&c.block);
+    gate_open(&c->block);
     ASSERT_OK(cf_executor_free(ex)); /* whatever was not cancelled runs */
     ASSERT_OK(cf_map_close(it));
-    ASSERT_EQ(ctx_runs(&c, 0), 1);
-    ASSERT_EQ(ctx_runs(&c, 1), 0);
-    ctx_destroy(&c);
+    ASSERT_EQ(ctx_runs(c, 0), 1);
+    ASSERT_EQ(ctx_runs(c, 1), 0);
+    ctx_free(c);
 }
 
 /* map.timeout-cancels-waited-call (gh-95166): when the timeout expires
  * while next waits for a call that has not started, that call is cancelled
  * too, not only the later ones. */
 TEST(map_timeout_cancels_the_waited_call_if_not_started) {
-    map_ctx c;
     int codes[2] = {0, 1};
     busy_pool b;
-    ctx_init(&c);
+    map_ctx *c = ctx_new();
     busy_pool_start(&b, 0);
     double t0 = test_now();
-    cf_map_iter *it = map_items(b.ex, &c, codes, 2, SHORT);
+    cf_map_iter *it = map_items(b.ex, c, codes, 2, SHORT);
     expect_failure(it, CF_TIMEOUT);
     ASSERT_TRUE(test_now() - t0 >= SHORT);
     expect_stop(it);
@@ -396,32 +383,31 @@ TEST(map_timeout_cancels_the_waited_call_if_not_started) {
     ASSERT_OK(cf_future_result(b.running, LONG, NULL));
     ASSERT_OK(cf_executor_free(b.ex)); /* whatever was not cancelled runs */
     ASSERT_OK(cf_map_close(it));
-    ASSERT_EQ(ctx_runs(&c, 0), 0);
-    ASSERT_EQ(ctx_runs(&c, 1), 0);
+    ASSERT_EQ(ctx_runs(c, 0), 0);
+    ASSERT_EQ(ctx_runs(c, 1), 0);
     ASSERT_OK(cf_future_release(b.running));
     busy_pool_destroy(&b);
-    ctx_destroy(&c);
+    ctx_free(c);
 }
 
 /* map.timeout-available-result (rule 47): after the deadline a result that
  * is already available is still returned; only a missing one times out. */
 TEST(map_result_available_after_deadline_is_returned) {
-    map_ctx c;
     int codes[2] = {7, BLOCK};
-    ctx_init(&c);
+    map_ctx *c = ctx_new();
     cf_executor *ex = pool_new(1);
     double t0 = test_now();
-    cf_map_iter *it = map_items(ex, &c, codes, 2, SHORT);
+    cf_map_iter *it = map_items(ex, c, codes, 2, SHORT);
     /* one worker: item 1 starts only after item 0's future is finished */
-    gate_wait(&c.block_started);
+    gate_wait(&c->block_started);
     let_time_pass(t0, SHORT);
     expect_int(it, 7);
     expect_failure(it, CF_TIMEOUT);
     expect_stop(it);
-    gate_open(&c.block);
+    gate_open(&c->block);
     ASSERT_OK(cf_map_close(it));
     ASSERT_OK(cf_executor_free(ex));
-    ctx_destroy(&c);
+    ctx_free(c);
 }
 
 /* ---- close ------------------------------------------------------------- */
@@ -429,37 +415,35 @@ TEST(map_result_available_after_deadline_is_returned) {
 /* map.close-cancels-unstarted: closing an iterator advanced once cancels
  * the calls not yet started; the running one finishes. */
 TEST(map_close_after_next_cancels_calls_not_started) {
-    map_ctx c;
     int codes[4] = {10, BLOCK, 12, 13};
-    ctx_init(&c);
+    map_ctx *c = ctx_new();
     cf_executor *ex = pool_new(1);
-    cf_map_iter *it = map_items(ex, &c, codes, 4, CF_FOREVER);
+    cf_map_iter *it = map_items(ex, c, codes, 4, CF_FOREVER);
     expect_int(it, 10);
-    gate_wait(&c.block_started);
+    gate_wait(&c->block_started);
     ASSERT_OK(cf_map_close(it));
-    gate_open(&c.block);
+    gate_open(&c->block);
     ASSERT_OK(cf_executor_free(ex));
-    ASSERT_EQ(ctx_runs(&c, 1), 1);
-    ASSERT_EQ(ctx_runs(&c, 2), 0);
-    ASSERT_EQ(ctx_runs(&c, 3), 0);
-    ctx_destroy(&c);
+    ASSERT_EQ(ctx_runs(c, 1), 1);
+    ASSERT_EQ(ctx_runs(c, 2), 0);
+    ASSERT_EQ(ctx_runs(c, 3), 0);
+    ctx_free(c);
 }
 
 /* map.close-never-advanced-cancels-nothing: closing an iterator never
  * advanced cancels nothing: every call still runs. */
 TEST(map_close_without_next_cancels_nothing) {
-    map_ctx c;
     int codes[4] = {BLOCK, 1, 2, 3};
-    ctx_init(&c);
+    map_ctx *c = ctx_new();
     cf_executor *ex = pool_new(1);
-    cf_map_iter *it = map_items(ex, &c, codes, 4, CF_FOREVER);
-    gate_wait(&c.block_started);
+    cf_map_iter *it = map_items(ex, c, codes, 4, CF_FOREVER);
+    gate_wait(&c->block_started);
     ASSERT_OK(cf_map_close(it));
-    gate_open(&c.block);
+    gate_open(&c->block);
     ASSERT_OK(cf_executor_free(ex));
     for (int i = 0; i < 4; i++)
-        ASSERT_EQ(ctx_runs(&c, i), 1);
-    ctx_destroy(&c);
+        ASSERT_EQ(ctx_runs(c, i), 1);
+    ctx_free(c);
 }
 
 /* ---- shutdown and failed submits --------------------------------------- */
@@ -530,14 +514,13 @@ static const cf_executor_ops refuser_ops = {"RefusingExecutor", refuser_submit,
  * cf_map returns its status, makes no iterator, and cancels the calls
  * already submitted. */
 TEST(map_failed_submit_cancels_what_was_submitted) {
-    map_ctx c;
     int codes[4] = {0, 1, 2, 3};
     refuser r = {PTHREAD_MUTEX_INITIALIZER, 2, {NULL}, 0, {CF_OK}};
     cf_executor *ex = NULL;
     cf_map_iter *it = not_written;
-    ctx_init(&c);
+    map_ctx *c = ctx_new();
     ASSERT_OK(cf_executor_new(&refuser_ops, &r, &ex));
-    ASSERT_STATUS(cf_map(ex, task_item, item_args(&c, codes, 4), 4, 3,
+    ASSERT_STATUS(cf_map(ex, task_item, item_args(c, codes, 4), 4, 3,
                          CF_FOREVER, 1, &it),
                   CF_EAGAIN);
     ASSERT_TRUE(it == not_written);
@@ -546,8 +529,8 @@ TEST(map_failed_submit_cancels_what_was_submitted) {
     ASSERT_STATUS(r.ended[0], CF_CANCELLED);
     ASSERT_STATUS(r.ended[1], CF_CANCELLED);
     for (int i = 0; i < 4; i++)
-        ASSERT_EQ(ctx_runs(&c, i), 0);
-    ctx_destroy(&c);
+        ASSERT_EQ(ctx_runs(c, i), 0);
+    ctx_free(c);
 }
 
 /* ---- arguments --------------------------------------------------------- */

@@ -6,7 +6,7 @@
  * thread can watch it block: the shutter opens `calling` just before the
  * call and `returned` right after it, noting which futures were done by
  * then. The process-exit tests fork(): the child makes its pools and exits,
- * the parent talks to it through pipes and reads its exit status.
+ * the parent talks to it through pipes and gates and reads its exit status.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -65,7 +65,7 @@ static cf_status cb_record(cf_future *f, void *ctx) {
  * as its done callback. */
 static void submit_logged(cf_executor *ex, run_count *runs, cb_log *log,
                           cf_future **fs, int n) {
-    cf_value arg = cf_ptr(runs);
+    cf_value arg = run_count_value(runs);
     for (int i = 0; i < n; i++) {
         ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &fs[i]));
         ASSERT_OK(cf_future_add_done_callback(fs[i], cb_record, log));
@@ -216,13 +216,15 @@ TEST(shutdown_nowait_returns_at_once_and_work_finishes) {
 /* ---- cancel_futures ---------------------------------------------------- */
 
 /* shutdown.cancel-futures.cancels-queued: shutdown(cancel_futures) cancels
- * every queued call, running their callbacks in the calling thread before it
- * returns; they never run, and the running call is untouched. */
+ * every queued call, running their callbacks in the calling thread (a
+ * process pool: see check_cancelled_in) before it returns; they never run,
+ * and the running call is untouched. */
 TEST(shutdown_cancel_futures_cancels_queued_calls) {
     busy_pool b;
-    run_count runs = RUN_COUNT_INIT;
+    run_count runs;
     cf_future *queued[3];
     cb_log log;
+    run_count_init(&runs);
     cb_log_init(&log);
     busy_pool_start(&b, 1);
     submit_logged(b.ex, &runs, &log, queued, 3);
@@ -236,22 +238,25 @@ TEST(shutdown_cancel_futures_cancels_queued_calls) {
     gate_open(&b.proceed);
     check_int_and_release(b.running, 1);
     ASSERT_OK(cf_executor_free(b.ex));
-    ASSERT_EQ(runs.n, 0);
+    ASSERT_EQ(run_count_get(&runs), 0);
     ASSERT_EQ(log.n, 3);
     release_all(queued, 3);
     cb_log_destroy(&log);
     busy_pool_destroy(&b);
+    run_count_destroy(&runs);
 }
 
 /* shutdown.cancel-futures.running-finish: shutdown(wait, cancel_futures)
- * cancels the queued calls in its own thread at once, then returns only
- * after the running call has finished normally. */
+ * cancels the queued calls in its own thread (a process pool: see
+ * check_cancelled_in) at once, then returns only after the running call has
+ * finished normally. */
 TEST(shutdown_cancel_futures_with_wait_lets_running_call_finish) {
     busy_pool b;
-    run_count runs = RUN_COUNT_INIT;
+    run_count runs;
     cf_future *fs[3];
     cb_log log;
     shutter s = {.wait = true, .cancel_futures = true};
+    run_count_init(&runs);
     cb_log_init(&log);
     busy_pool_start(&b, 1);
     fs[0] = b.running;
@@ -270,10 +275,11 @@ TEST(shutdown_cancel_futures_with_wait_lets_running_call_finish) {
     ASSERT_EQ(s.ndone_at_return, 3);
     check_int_and_release(fs[0], 1);
     ASSERT_OK(cf_executor_free(b.ex));
-    ASSERT_EQ(runs.n, 0);
+    ASSERT_EQ(run_count_get(&runs), 0);
     release_all(fs + 1, 2);
     cb_log_destroy(&log);
     busy_pool_destroy(&b);
+    run_count_destroy(&runs);
 }
 
 /* ---- twice, and free --------------------------------------------------- */
@@ -384,18 +390,17 @@ static void child_exited_cleanly(pid_t pid, int eof_fd) {
 /* Kept in statics so that the child's leak check finds them reachable. */
 static cf_executor *child_pool;
 static cf_executor *child_spy;
-static int exit_began_pipe[2], proceed_pipe[2], result_pipe[2];
+static int exit_began_pipe[2];
 
-/* Reads a byte the parent sends once the child is exiting, then writes
- * 'x' back. */
-static void task_wait_parent_then_write(cf_call *call) {
-    unsigned char c = 0;
-    (void)call;
-    if (read(proceed_pipe[0], &c, 1) == 1) {
-        c = 'x';
-        if (write(result_pipe[1], &c, 1) != 1)
-            _exit(4);
-    }
+/* The task of the child's pool: waits for the gate arg0, which the parent
+ * opens once the child is exiting, then opens the gate arg1. The gates are
+ * in the arena, which the parent, the child and its pool's workers share. */
+static void task_wait_parent_then_open(cf_call *call) {
+    gate proceed, finished;
+    if (!gate_arg(call, 0, &proceed) || !gate_arg(call, 1, &finished))
+        _exit(4);
+    gate_wait(&proceed);
+    gate_open(&finished);
 }
 
 /* atexit handler registered after the pool exists, so that it runs before
@@ -410,19 +415,18 @@ static void announce_exit(void) {
  * pool still runs the pending call to the end first (the atexit wait). */
 TEST(shutdown_process_exit_waits_for_pending_calls) {
     unsigned char c = 0;
-    signal(SIGPIPE, SIG_IGN);
+    gate proceed, finished;
+    gate_init(&proceed);
+    gate_init(&finished);
     ASSERT_EQ(pipe(exit_began_pipe), 0);
-    ASSERT_EQ(pipe(proceed_pipe), 0);
-    ASSERT_EQ(pipe(result_pipe), 0);
     pid_t pid = fork();
     ASSERT_NE(pid, -1);
     if (pid == 0) {
+        cf_value args[2] = {gate_value(&proceed), gate_value(&finished)};
         cf_future *f = NULL;
         close(exit_began_pipe[0]);
-        close(proceed_pipe[1]);
-        close(result_pipe[0]);
         child_pool = pool_new(1);
-        if (cf_submit(child_pool, task_wait_parent_then_write, NULL, 0, &f) !=
+        if (cf_submit(child_pool, task_wait_parent_then_open, args, 2, &f) !=
             CF_OK)
             _exit(2);
         cf_future_release(f);
@@ -431,21 +435,17 @@ TEST(shutdown_process_exit_waits_for_pending_calls) {
         exit(0);
     }
     close(exit_began_pipe[1]);
-    close(proceed_pipe[0]);
-    close(result_pipe[1]);
     if (!read_byte_within(exit_began_pipe[0], LONG, &c) || c != 'e')
         child_fail(pid, __LINE__, "the child never began to exit");
-    c = 'p';
-    if (write(proceed_pipe[1], &c, 1) != 1)
-        child_fail(pid, __LINE__,
-                   "the child exited at once: its pool's call was lost");
-    if (!read_byte_within(result_pipe[0], LONG, &c) || c != 'x')
+    ASSERT_FALSE(gate_is_open(&finished));
+    gate_open(&proceed);
+    if (!gate_wait_for(&finished, LONG))
         child_fail(pid, __LINE__,
                    "the pending call never finished: exit did not wait");
     child_exited_cleanly(pid, exit_began_pipe[0]);
     close(exit_began_pipe[0]);
-    close(proceed_pipe[1]);
-    close(result_pipe[0]);
+    gate_destroy(&proceed);
+    gate_destroy(&finished);
 }
 
 static int report_pipe[2];
@@ -499,12 +499,12 @@ static const cf_executor_ops spy_ops = {"SpyExecutor", spy_submit,
  * CF_SHUTDOWN. */
 TEST(shutdown_submit_during_process_exit_is_shutdown) {
     unsigned char b = 0;
+    gate_init(&exit_began); /* only the test process allocates gates */
     ASSERT_EQ(pipe(report_pipe), 0);
     pid_t pid = fork();
     ASSERT_NE(pid, -1);
     if (pid == 0) {
         close(report_pipe[0]);
-        gate_init(&exit_began);
         child_pool = pool_new(1);
         if (cf_executor_new(&spy_ops, NULL, &child_spy) != CF_OK)
             _exit(2);
@@ -521,6 +521,7 @@ TEST(shutdown_submit_during_process_exit_is_shutdown) {
                   cf_status_name((cf_status)b));
     child_exited_cleanly(pid, report_pipe[0]);
     close(report_pipe[0]);
+    gate_destroy(&exit_began);
 }
 
 static cf_executor *parent_pool, *parent_spy;

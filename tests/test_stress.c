@@ -4,6 +4,8 @@
  * them down (CF_TEST_STRESS_SCALE). Each test checks an invariant that must
  * hold whichever side wins each race: a future ends exactly once, every
  * accepted call completes, nothing hangs, no thread is left behind.
+ *
+ * Tasks count their runs in the arena.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -15,11 +17,15 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-/* arg0: atomic_long* to bump; returns arg1. */
+/* arg0: atomic_int in the arena, to bump; returns arg1. */
 static void task_bump(cf_call *call) {
-    atomic_long *runs = (atomic_long *)cf_arg(call, 0)->as.ptr;
+    atomic_int *runs = arena_arg(call, 0);
     atomic_fetch_add(runs, 1);
     cf_return(call, cf_int(cf_arg(call, 1)->as.i));
+}
+
+static atomic_int *runs_new(void) {
+    return arena_alloc(sizeof(atomic_int));
 }
 
 /* ---- cancel racing the worker ------------------------------------------ */
@@ -33,11 +39,11 @@ TEST(stress_cancel_races_worker_pickup) {
     cf_executor *ex = pool_new(2);
     cf_future **fs = malloc((size_t)n * sizeof *fs);
     bool *cancel_said = malloc((size_t)n);
-    atomic_long runs = 0;
+    atomic_int *runs = runs_new();
     long finished = 0, cancelled = 0;
     ASSERT_TRUE(fs && cancel_said);
     for (long i = 0; i < n; i++) {
-        cf_value args[2] = {cf_ptr(&runs), cf_int(i)};
+        cf_value args[2] = {arena_value(runs), cf_int(i)};
         ASSERT_OK(cf_submit(ex, task_bump, args, 2, &fs[i]));
         cancel_said[i] = cf_future_cancel(fs[i]);
     }
@@ -60,9 +66,10 @@ TEST(stress_cancel_races_worker_pickup) {
         ASSERT_OK(cf_future_release(fs[i]));
     }
     ASSERT_EQ(finished + cancelled, n);
-    ASSERT_EQ(atomic_load(&runs), finished);
+    ASSERT_EQ(atomic_load(runs), finished);
     free(fs);
     free(cancel_said);
+    arena_free(runs);
 }
 
 /* ---- shutdown racing submit -------------------------------------------- */
@@ -74,8 +81,8 @@ typedef struct race {
     pthread_barrier_t start;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    long accepted; /* CF_OK submits so far, all threads */
-    atomic_long runs;
+    long accepted;    /* CF_OK submits so far, all threads */
+    atomic_int *runs; /* in the arena */
 } race;
 
 typedef struct submitter {
@@ -93,7 +100,8 @@ static void *submitter_main(void *arg) {
     race *r = s->r;
     pthread_barrier_wait(&r->start);
     for (long i = 0;; i++) {
-        cf_value args[2] = {cf_ptr(&r->runs), cf_int(s->id * 1000000L + i)};
+        cf_value args[2] = {arena_value(r->runs),
+                            cf_int(s->id * 1000000L + i)};
         cf_future *f = NULL;
         cf_status st = cf_submit(r->ex, task_bump, args, 2, &f);
         if (st == CF_SHUTDOWN)
@@ -133,7 +141,7 @@ TEST(stress_shutdown_races_submit) {
         memset(&r, 0, sizeof r);
         memset(s, 0, sizeof s);
         r.ex = pool_new(2);
-        atomic_init(&r.runs, 0);
+        r.runs = runs_new();
         pthread_mutex_init(&r.lock, NULL);
         pthread_cond_init(&r.cond, NULL);
         ASSERT_EQ(pthread_barrier_init(&r.start, NULL, SUBMITTERS + 1), 0);
@@ -166,8 +174,9 @@ TEST(stress_shutdown_races_submit) {
             }
             free(s[i].fs);
         }
-        ASSERT_EQ(atomic_load(&r.runs), total);
+        ASSERT_EQ(atomic_load(r.runs), total);
         ASSERT_OK(cf_executor_free(r.ex));
+        arena_free(r.runs);
         pthread_barrier_destroy(&r.start);
         pthread_cond_destroy(&r.cond);
         pthread_mutex_destroy(&r.lock);
@@ -178,10 +187,11 @@ TEST(stress_shutdown_races_submit) {
 
 enum { MAP_ITEMS = 32 };
 
-/* arg0: index, arg1: atomic_int runs[MAP_ITEMS]; counts, returns 2 * i. */
+/* arg0: index, arg1: atomic_int runs[MAP_ITEMS] in the arena; counts,
+ * returns 2 * i. */
 static void task_map_item(cf_call *call) {
     int64_t i = cf_arg(call, 0)->as.i;
-    atomic_int *runs = (atomic_int *)cf_arg(call, 1)->as.ptr;
+    atomic_int *runs = arena_arg(call, 1);
     atomic_fetch_add(&runs[i], 1);
     cf_return(call, cf_int(2 * i));
 }
@@ -192,15 +202,14 @@ static void task_map_item(cf_call *call) {
 TEST(stress_map_closed_while_running) {
     long rounds = test_repeats(500);
     for (long round = 0; round < rounds; round++) {
-        atomic_int runs[MAP_ITEMS];
+        atomic_int *runs = arena_alloc(MAP_ITEMS * sizeof *runs);
         cf_value args[2 * MAP_ITEMS];
         cf_executor *ex = pool_new(3);
         cf_map_iter *it = NULL;
         int advance = (int)(round % 4);
         for (int i = 0; i < MAP_ITEMS; i++) {
-            atomic_init(&runs[i], 0);
             args[2 * i] = cf_int(i);
-            args[2 * i + 1] = cf_ptr(runs);
+            args[2 * i + 1] = arena_value(runs);
         }
         ASSERT_OK(
             cf_map(ex, task_map_item, args, MAP_ITEMS, 2, CF_FOREVER, 1, &it));
@@ -217,6 +226,7 @@ TEST(stress_map_closed_while_running) {
             if (advance == 0 || i < advance)
                 ASSERT_EQ(n, 1);
         }
+        arena_free(runs);
     }
 }
 
@@ -231,11 +241,11 @@ TEST(stress_as_completed_races_completion) {
         cf_executor *ex = pool_new(4);
         cf_future *fs[N];
         bool seen[N] = {false};
-        atomic_long runs = 0;
+        atomic_int *runs = runs_new();
         cf_as_completed *it = NULL;
         cf_future *got = NULL;
         for (int i = 0; i < N; i++) {
-            cf_value args[2] = {cf_ptr(&runs), cf_int(i)};
+            cf_value args[2] = {arena_value(runs), cf_int(i)};
             ASSERT_OK(cf_submit(ex, task_bump, args, 2, &fs[i]));
         }
         ASSERT_OK(cf_as_completed_new(fs, N, LONG, &it));
@@ -253,6 +263,8 @@ TEST(stress_as_completed_races_completion) {
         for (int i = 0; i < N; i++)
             ASSERT_OK(cf_future_release(fs[i]));
         ASSERT_OK(cf_executor_free(ex));
+        ASSERT_EQ(atomic_load(runs), N);
+        arena_free(runs);
     }
 }
 
@@ -264,12 +276,12 @@ TEST(stress_pools_created_and_freed_leave_no_thread) {
     long rounds = test_repeats(200);
     settle_runtime_threads();
     int before = count_threads();
-    atomic_long runs = 0;
+    atomic_int *runs = runs_new();
     for (long round = 0; round < rounds; round++) {
         cf_executor *ex = pool_new(4);
         cf_future *fs[8];
         for (int i = 0; i < 8; i++) {
-            cf_value args[2] = {cf_ptr(&runs), cf_int(i)};
+            cf_value args[2] = {arena_value(runs), cf_int(i)};
             ASSERT_OK(cf_submit(ex, task_bump, args, 2, &fs[i]));
         }
         if (round % 2)
@@ -280,6 +292,7 @@ TEST(stress_pools_created_and_freed_leave_no_thread) {
         }
         ASSERT_OK(cf_executor_free(ex));
     }
-    ASSERT_EQ(atomic_load(&runs), 8 * rounds);
+    ASSERT_EQ(atomic_load(runs), 8 * rounds);
     wait_thread_count(before);
+    arena_free(runs);
 }

@@ -4,12 +4,13 @@
  * when, thread names (cf_current_thread_name), and the initializer, including
  * one that fails and breaks the pool.
  *
- * Threads are counted by the distinct pthread_self() values the tasks see,
- * and by the entries of /proc/self/task; tasks block on gates so that the
- * count is taken while every worker is busy. Nothing sleeps.
+ * Workers are counted by the distinct kernel thread ids (gettid) the tasks
+ * see, and threads by the entries of /proc/self/task; tasks block on gates
+ * so that the count is taken while every worker is busy. Nothing sleeps.
+ * What the tasks record is in the arena.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1 /* sched_getaffinity, CPU_COUNT */
+#define _GNU_SOURCE 1 /* sched_getaffinity, CPU_COUNT, gettid */
 #endif
 
 #include "support.h"
@@ -37,81 +38,82 @@ static int default_workers_online(void) {
     return cpus + 4 < 32 ? (int)cpus + 4 : 32;
 }
 
-#define MAX_RECORDED 64
+/* The most calls a recorder follows: 15 times the largest default pool. */
+#define MAX_CALLS 512
+#define MAX_NAME 40
 
-/* What task_record saw: how many calls started, on which distinct threads,
- * those threads' names, and whether each had run the initializer. */
+/*
+ * What task_record saw, in the arena so that calls in worker processes
+ * record too: for each call (by its index), the kernel id of the thread that
+ * ran it (gettid: a worker process's pid) and that thread's pool name.
+ */
 typedef struct recorder {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    long started;
-    size_t nthreads;
-    pthread_t threads[MAX_RECORDED];
-    char *names[MAX_RECORDED];
-    gate proceed; /* every recording task waits on it when asked to */
+    atomic_int started;
+    atomic_int tids[MAX_CALLS]; /* 0 until the call starts */
+    char names[MAX_CALLS][MAX_NAME];
+    gate proceed;  /* every recording task waits on it when asked to */
+    int submitted; /* the test's own: calls submitted so far */
 } recorder;
 
-static void recorder_init(recorder *r) {
-    memset(r, 0, sizeof *r);
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->cond, NULL);
+static recorder *recorder_new(void) {
+    recorder *r = arena_alloc(sizeof *r);
     gate_init(&r->proceed);
+    return r;
 }
 
-static void recorder_destroy(recorder *r) {
-    for (size_t i = 0; i < r->nthreads; i++)
-        free(r->names[i]);
+static void recorder_free(recorder *r) {
     gate_destroy(&r->proceed);
-    pthread_cond_destroy(&r->cond);
-    pthread_mutex_destroy(&r->lock);
+    arena_free(r);
 }
 
 /* Waits until n calls have started; LONG fails. */
-static void recorder_wait_started(recorder *r, long n) {
-    wait_count(&r->lock, &r->cond, &r->started, n, "calls started");
+static void recorder_wait_started(recorder *r, int n) {
+    shared_wait(&r->started, n, "calls started");
 }
 
 /* Watches for SHORT that no more than n calls start. */
-static void recorder_assert_no_more_than(recorder *r, long n) {
-    double deadline = test_now() + SHORT;
-    pthread_mutex_lock(&r->lock);
-    while (test_now() < deadline) {
-        if (r->started > n)
-            test_fail(__FILE__, __LINE__, "%ld calls started, at most %ld",
-                      r->started, n);
-        cond_wait_a_little(&r->cond, &r->lock);
+static void recorder_assert_no_more_than(recorder *r, int n) {
+    if (shared_wait_for(&r->started, n + 1, SHORT))
+        test_fail(__FILE__, __LINE__, "%d calls started, at most %d",
+                  atomic_load(&r->started), n);
+}
+
+/* The distinct threads (kernel ids) that ran the calls started so far, into
+ * ids (room for MAX_CALLS); returns how many. */
+static size_t recorder_workers(recorder *r, int *ids) {
+    size_t n = 0;
+    for (int i = 0; i < r->submitted; i++) {
+        int tid = atomic_load(&r->tids[i]);
+        size_t k = 0;
+        while (k < n && ids[k] != tid)
+            k++;
+        if (tid != 0 && k == n)
+            ids[n++] = tid;
     }
-    ASSERT_LE(r->started, n);
-    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+static bool has_worker(const int *ids, size_t n, int tid) {
+    for (size_t k = 0; k < n; k++)
+        if (ids[k] == tid)
+            return true;
+    return false;
 }
 
 static _Thread_local int initializer_runs_here;
 
-/* arg0: recorder*, arg1: bool, true to wait on the recorder's proceed gate.
- * Records the call and its thread; returns how many times the initializer
- * ran in this thread. */
+/* arg0: recorder, arg1: the call's index, arg2: bool, true to wait on the
+ * recorder's proceed gate. Records the call and its thread; returns how
+ * many times the initializer ran in this thread. */
 static void task_record(cf_call *call) {
-    recorder *r = (recorder *)cf_arg(call, 0)->as.ptr;
-    bool block = cf_arg(call, 1)->as.b;
-    pthread_t self = pthread_self();
-    size_t i;
-
-    pthread_mutex_lock(&r->lock);
-    for (i = 0; i < r->nthreads; i++)
-        if (pthread_equal(r->threads[i], self))
-            break;
-    if (i == r->nthreads) {
-        const char *name = cf_current_thread_name();
-        if (r->nthreads == MAX_RECORDED)
-            test_fail(__FILE__, __LINE__, "more than %d threads",
-                      MAX_RECORDED);
-        r->threads[i] = self;
-        r->names[i] = name ? strdup(name) : NULL;
-        r->nthreads++;
-    }
-    r->started++;
-    pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
+    recorder *r = arena_arg(call, 0);
+    int64_t i = cf_arg(call, 1)->as.i;
+    bool block = cf_arg(call, 2)->as.b;
+    const char *name = cf_current_thread_name();
+    ASSERT_TRUE(i >= 0 && i < MAX_CALLS);
+    snprintf(r->names[i], MAX_NAME, "%s", name ? name : "");
+    atomic_store(&r->tids[i], (int)gettid());
+    shared_add(&r->started, 1);
     if (block)
         gate_wait(&r->proceed);
     cf_return(call, cf_int(initializer_runs_here));
@@ -120,11 +122,14 @@ static void task_record(cf_call *call) {
 /* Submits n recording calls (blocked on the proceed gate if block). */
 static cf_future **submit_recorded(cf_executor *ex, recorder *r, size_t n,
                                    bool block) {
-    cf_value args[2] = {cf_ptr(r), cf_bool(block)};
     cf_future **fs = calloc(n, sizeof *fs);
     ASSERT_NOT_NULL(fs);
-    for (size_t i = 0; i < n; i++)
-        ASSERT_OK(cf_submit(ex, task_record, args, 2, &fs[i]));
+    ASSERT_LE(r->submitted + (int)n, MAX_CALLS);
+    for (size_t i = 0; i < n; i++) {
+        cf_value args[3] = {arena_value(r), cf_int(r->submitted++),
+                            cf_bool(block)};
+        ASSERT_OK(cf_submit(ex, task_record, args, 3, &fs[i]));
+    }
     return fs;
 }
 
@@ -143,31 +148,29 @@ static void finish_all(cf_future **fs, size_t n, int64_t want) {
 /*
  * Submits 15 * hi blocked calls and checks that the pool runs exactly one of
  * lo or hi of them at once (lo == hi for an exact count), on as many
- * distinct threads, and that every call runs on one of those threads.
+ * distinct workers, and that every call runs on one of those workers.
  */
 static void check_saturation(cf_executor *ex, int lo, int hi) {
-    recorder r;
+    recorder *r = recorder_new();
+    int ids[MAX_CALLS];
     size_t n = 15 * (size_t)hi;
-    recorder_init(&r);
-    cf_future **fs = submit_recorded(ex, &r, n, true);
-    recorder_wait_started(&r, lo);
-    recorder_assert_no_more_than(&r, hi);
-    pthread_mutex_lock(&r.lock);
-    long running = r.started;
-    ASSERT_EQ(r.nthreads, running);
-    pthread_mutex_unlock(&r.lock);
+    cf_future **fs = submit_recorded(ex, r, n, true);
+    recorder_wait_started(r, lo);
+    recorder_assert_no_more_than(r, hi);
+    int running = atomic_load(&r->started);
+    ASSERT_EQ(recorder_workers(r, ids), running);
     ASSERT_TRUE(running == lo || running == hi);
-    gate_open(&r.proceed);
+    gate_open(&r->proceed);
     finish_all(fs, n, 0);
-    ASSERT_EQ(r.started, n);
-    ASSERT_EQ(r.nthreads, running);
+    ASSERT_EQ(atomic_load(&r->started), n);
+    ASSERT_EQ(recorder_workers(r, ids), running);
     ASSERT_OK(cf_executor_free(ex));
-    recorder_destroy(&r);
+    recorder_free(r);
 }
 
-/* arg0: pthread_t* where the task writes the thread it runs on. */
+/* Returns the kernel id of the thread it runs on. */
 static void task_thread_id(cf_call *call) {
-    *(pthread_t *)cf_arg(call, 0)->as.ptr = pthread_self();
+    cf_return(call, cf_int(gettid()));
 }
 
 /* Returns the calling thread's cf_current_thread_name() (None if NULL). */
@@ -209,28 +212,25 @@ static bool parse_default_name(const char *name, long *k, long *n) {
     return *end == '\0';
 }
 
-/* What the recording initializer saw. */
+/* What the recording initializer saw, in the arena. */
 typedef struct init_log {
-    pthread_mutex_t lock;
-    int calls;
-    int bad_args;
-    pthread_t threads[MAX_RECORDED];
+    atomic_int calls;
+    atomic_int bad_args;
+    atomic_int tids[MAX_CALLS]; /* by call, the thread it ran in */
 } init_log;
 
-/* Initializer: arg0 init_log*, arg1 int 42, arg2 str "init-arg". Counts its
+/* Initializer: arg0 init_log, arg1 int 42, arg2 str "init-arg". Counts its
  * calls and threads, and notes whether its arguments were right. */
 static void init_record(cf_call *call) {
-    init_log *l = (init_log *)cf_arg(call, 0)->as.ptr;
+    init_log *l = arena_arg(call, 0);
     const cf_value *a1 = cf_arg(call, 1), *a2 = cf_arg(call, 2);
     bool ok = cf_nargs(call) == 3 && a1->type == CF_TYPE_INT &&
               a1->as.i == 42 && a2->type == CF_TYPE_STR &&
               strcmp(a2->as.buf.data, "init-arg") == 0;
-    pthread_mutex_lock(&l->lock);
-    if (l->calls < MAX_RECORDED)
-        l->threads[l->calls] = pthread_self();
-    l->calls++;
-    l->bad_args += !ok;
-    pthread_mutex_unlock(&l->lock);
+    int k = atomic_fetch_add(&l->calls, 1);
+    if (k < MAX_CALLS)
+        atomic_store(&l->tids[k], (int)gettid());
+    atomic_fetch_add(&l->bad_args, !ok);
     initializer_runs_here++;
 }
 
@@ -270,12 +270,12 @@ typedef struct broken_pool {
 } broken_pool;
 
 static void broken_pool_start(broken_pool *b, int max_workers, size_t n) {
-    cf_value arg = cf_ptr(&b->runs);
+    cf_value arg;
     ASSERT_LE(n, 3);
     b->n = n;
     gate_init(&b->go);
-    ASSERT_EQ(pthread_mutex_init(&b->runs.lock, NULL), 0);
-    b->runs.n = 0;
+    run_count_init(&b->runs);
+    arg = run_count_value(&b->runs);
     ASSERT_OK(cf_set_log_hook(log_capture, NULL));
     b->ex = failing_pool(max_workers, &b->go);
     for (size_t i = 0; i < n; i++)
@@ -291,7 +291,7 @@ static void broken_pool_free(broken_pool *b) {
     ASSERT_OK(cf_executor_free(b->ex));
     ASSERT_EQ(run_count_get(&b->runs), 0);
     ASSERT_OK(cf_set_log_hook(NULL, NULL));
-    pthread_mutex_destroy(&b->runs.lock);
+    run_count_destroy(&b->runs);
     gate_destroy(&b->go);
 }
 
@@ -393,16 +393,15 @@ TEST(thread_pool_single_worker_runs_one_call_at_a_time) {
  * run on one thread although the pool may start four. */
 TEST(thread_pool_idle_worker_reused) {
     cf_executor *ex = pool_new(4);
-    pthread_t ids[3];
+    cf_value ids[3];
     for (int i = 0; i < 3; i++) {
-        cf_value arg = cf_ptr(&ids[i]);
         cf_future *f = NULL;
-        ASSERT_OK(cf_submit(ex, task_thread_id, &arg, 1, &f));
-        ASSERT_OK(cf_future_result(f, LONG, NULL));
+        ASSERT_OK(cf_submit(ex, task_thread_id, NULL, 0, &f));
+        ASSERT_OK(cf_future_result(f, LONG, &ids[i]));
         ASSERT_OK(cf_future_release(f));
     }
-    ASSERT_TRUE(pthread_equal(ids[0], ids[1]));
-    ASSERT_TRUE(pthread_equal(ids[1], ids[2]));
+    ASSERT_TRUE(cf_value_equal(&ids[0], &ids[1]));
+    ASSERT_TRUE(cf_value_equal(&ids[1], &ids[2]));
     ASSERT_OK(cf_executor_free(ex));
 }
 
@@ -455,17 +454,17 @@ TEST(thread_pool_threads_start_lazily) {
     settle_runtime_threads();
     int before = count_threads();
     cf_executor *ex = pool_new(4);
-    recorder r;
-    recorder_init(&r);
+    recorder *r = recorder_new();
+    int ids[MAX_CALLS];
     ASSERT_EQ(count_threads(), before);
-    cf_future **fs = submit_recorded(ex, &r, 2, true);
-    recorder_wait_started(&r, 2);
+    cf_future **fs = submit_recorded(ex, r, 2, true);
+    recorder_wait_started(r, 2);
     ASSERT_EQ(count_threads(), before + 2);
-    ASSERT_EQ(r.nthreads, 2);
-    gate_open(&r.proceed);
+    ASSERT_EQ(recorder_workers(r, ids), 2);
+    gate_open(&r->proceed);
     finish_all(fs, 2, 0);
     ASSERT_OK(cf_executor_free(ex));
-    recorder_destroy(&r);
+    recorder_free(r);
 }
 
 /* thread-pool.shutdown-wait-joins-workers: after shutdown with wait the
@@ -474,17 +473,16 @@ TEST(thread_pool_shutdown_wait_ends_worker_threads) {
     settle_runtime_threads();
     int before = count_threads();
     cf_executor *ex = pool_new(3);
-    recorder r;
-    recorder_init(&r);
-    cf_future **fs = submit_recorded(ex, &r, 3, true);
-    recorder_wait_started(&r, 3);
+    recorder *r = recorder_new();
+    cf_future **fs = submit_recorded(ex, r, 3, true);
+    recorder_wait_started(r, 3);
     ASSERT_EQ(count_threads(), before + 3);
-    gate_open(&r.proceed);
+    gate_open(&r->proceed);
     ASSERT_OK(cf_executor_shutdown(ex, true, false));
     wait_thread_count(before);
     finish_all(fs, 3, 0);
     ASSERT_OK(cf_executor_free(ex));
-    recorder_destroy(&r);
+    recorder_free(r);
 }
 
 /* ---- thread names ------------------------------------------------------ */
@@ -493,29 +491,28 @@ TEST(thread_pool_shutdown_wait_ends_worker_threads) {
  * "<prefix>_0" .. "<prefix>_<max-1>", one name per thread. */
 TEST(thread_pool_thread_names_use_prefix) {
     cf_thread_pool_options o;
-    recorder r;
+    recorder *r = recorder_new();
+    int ids[MAX_CALLS];
     ASSERT_OK(cf_thread_pool_options_init(&o));
     o.max_workers = 5;
     o.thread_name_prefix = "SpecialPool";
     cf_executor *ex = pool_with(&o);
-    recorder_init(&r);
-    cf_future **fs = submit_recorded(ex, &r, 5, true);
-    recorder_wait_started(&r, 5);
-    gate_open(&r.proceed);
+    cf_future **fs = submit_recorded(ex, r, 5, true);
+    recorder_wait_started(r, 5); /* five calls at once: one per thread */
+    gate_open(&r->proceed);
     finish_all(fs, 5, 0);
-    ASSERT_EQ(r.nthreads, 5);
+    ASSERT_EQ(recorder_workers(r, ids), 5);
     bool seen[5] = {false};
     for (size_t i = 0; i < 5; i++) {
-        ASSERT_NOT_NULL(r.names[i]);
-        ASSERT_EQ(strncmp(r.names[i], "SpecialPool_", 12), 0);
-        ASSERT_EQ(strlen(r.names[i]), 13);
-        int n = r.names[i][12] - '0';
+        ASSERT_EQ(strncmp(r->names[i], "SpecialPool_", 12), 0);
+        ASSERT_EQ(strlen(r->names[i]), 13);
+        int n = r->names[i][12] - '0';
         ASSERT_TRUE(n >= 0 && n < 5);
         ASSERT_FALSE(seen[n]);
         seen[n] = true;
     }
     ASSERT_OK(cf_executor_free(ex));
-    recorder_destroy(&r);
+    recorder_free(r);
 }
 
 /* thread-pool.thread-names.prefix-copied: the pool keeps its own copy of
@@ -602,7 +599,7 @@ TEST(thread_pool_current_thread_name_null_outside_workers) {
  * (l, 42, "init-arg"), filled in here; the caller frees initargs[2]. */
 static cf_executor *recording_pool(int max_workers, init_log *l,
                                    cf_value initargs[3]) {
-    initargs[0] = cf_ptr(l);
+    initargs[0] = arena_value(l);
     initargs[1] = cf_int(42);
     ASSERT_OK(cf_value_str(&initargs[2], "init-arg"));
     return pool_with_initializer(max_workers, init_record, initargs, 3);
@@ -611,45 +608,45 @@ static cf_executor *recording_pool(int max_workers, init_log *l,
 /* thread-pool.initializer.once-per-worker: the initializer runs once at the
  * start of each worker, with its initargs, before any call on it. */
 TEST(thread_pool_initializer_runs_once_per_worker) {
-    init_log l = {PTHREAD_MUTEX_INITIALIZER, 0, 0, {0}};
+    init_log *l = arena_alloc(sizeof *l);
     cf_value initargs[3];
-    recorder r;
-    cf_executor *ex = recording_pool(3, &l, initargs);
-    recorder_init(&r);
-    cf_future **fs = submit_recorded(ex, &r, 3, true);
-    recorder_wait_started(&r, 3);
-    gate_open(&r.proceed);
+    recorder *r = recorder_new();
+    int ids[MAX_CALLS];
+    cf_executor *ex = recording_pool(3, l, initargs);
+    cf_future **fs = submit_recorded(ex, r, 3, true);
+    recorder_wait_started(r, 3);
+    gate_open(&r->proceed);
     finish_all(fs, 3, 1); /* each call saw one initializer run */
-    fs = submit_recorded(ex, &r, 9, false);
+    fs = submit_recorded(ex, r, 9, false);
     finish_all(fs, 9, 1);
     ASSERT_OK(cf_executor_free(ex));
-    ASSERT_EQ(r.nthreads, 3);
-    ASSERT_EQ(l.calls, 3);
-    ASSERT_EQ(l.bad_args, 0);
-    for (int i = 0; i < 3; i++) {
-        bool found = false;
-        for (size_t j = 0; j < r.nthreads; j++)
-            found |= pthread_equal(l.threads[i], r.threads[j]) != 0;
-        ASSERT_TRUE(found);
-    }
+    size_t nworkers = recorder_workers(r, ids);
+    ASSERT_EQ(nworkers, 3);
+    ASSERT_EQ(atomic_load(&l->calls), 3);
+    ASSERT_EQ(atomic_load(&l->bad_args), 0);
+    for (int i = 0; i < 3; i++)
+        ASSERT_TRUE(has_worker(ids, nworkers, atomic_load(&l->tids[i])));
     cf_value_free(&initargs[2]);
-    recorder_destroy(&r);
+    recorder_free(r);
+    arena_free(l);
 }
 
 /* thread-pool.initializer.initargs-copied: the pool keeps its own copies of
  * initargs, so the caller may free them before any worker starts. */
 TEST(thread_pool_initargs_are_copied) {
-    init_log l = {PTHREAD_MUTEX_INITIALIZER, 0, 0, {0}};
+    init_log *l = arena_alloc(sizeof *l);
     cf_value initargs[3];
-    cf_executor *ex = recording_pool(1, &l, initargs);
+    cf_executor *ex = recording_pool(1, l, initargs);
     memset(initargs[2].as.buf.data, 'X', initargs[2].as.buf.len);
     cf_value_free(&initargs[2]);
     initargs[1] = cf_int(0);
-    char *name = name_in(ex);
-    free(name);
+    cf_future *f = submit_gated(ex, NULL, NULL, 1); /* starts the worker */
+    check_int_soon(f, 1);
+    ASSERT_OK(cf_future_release(f));
     ASSERT_OK(cf_executor_free(ex));
-    ASSERT_EQ(l.calls, 1);
-    ASSERT_EQ(l.bad_args, 0);
+    ASSERT_EQ(atomic_load(&l->calls), 1);
+    ASSERT_EQ(atomic_load(&l->bad_args), 0);
+    arena_free(l);
 }
 
 /* thread-pool.initializer.failure-breaks-queued: when the initializer
@@ -668,9 +665,9 @@ TEST(thread_pool_failing_initializer_fails_queued_calls) {
  * failed, cf_submit returns CF_BROKEN and schedules nothing. */
 TEST(thread_pool_submit_after_initializer_failure_is_broken) {
     broken_pool b;
-    cf_value arg = cf_ptr(&b.runs);
     cf_future *later = (cf_future *)&b;
     broken_pool_start(&b, 1, 1);
+    cf_value arg = run_count_value(&b.runs);
     ASSERT_STATUS(cf_submit(b.ex, task_count, &arg, 1, &later), CF_BROKEN);
     ASSERT_TRUE(later == (cf_future *)&b);
     broken_pool_free(&b);
