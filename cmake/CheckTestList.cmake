@@ -1,8 +1,8 @@
 # cmake -DPROGRAM=<test binary> -DEXPECTED=<a,b,c> -P CheckTestList.cmake
 #
 # Fails unless `PROGRAM --list` prints exactly the test names that CMake
-# found in the TEST(...) lines of its source (EXPECTED, comma-separated): a
-# test the pattern missed would otherwise never run.
+# found in the TEST(...) and POOL_TEST(...) lines of its source (EXPECTED,
+# comma-separated): a test the pattern missed would otherwise never run.
 execute_process(COMMAND "${PROGRAM}" --list
                 OUTPUT_VARIABLE listed
                 RESULT_VARIABLE status)
@@ -23,8 +23,9 @@ if(NOT listed STREQUAL expected)
     if(missing)
         list(JOIN missing ", " missing)
         string(APPEND why "tests that CMake did not find in a TEST(...) "
-               "line, so CTest never runs them: ${missing}. Write each as "
-               "TEST(name) at the start of a line, name in [a-z0-9_]. ")
+               "or POOL_TEST(...) line, so CTest never runs them: "
+               "${missing}. Write each as TEST(name) or POOL_TEST(name) at "
+               "the start of a line, name in [a-z0-9_]. ")
     endif()
     if(extra)
         list(JOIN extra ", " extra)

@@ -20,17 +20,24 @@
 static struct {
     const char *name;
     test_fn fn;
+    bool pool;
 } tests[MAX_TESTS];
 static int ntests;
+static bool on_process_pool;
 
-void test_register(const char *name, test_fn fn) {
+void test_register(const char *name, test_fn fn, bool pool) {
     if (ntests == MAX_TESTS) {
         fprintf(stderr, "harness: more than %d tests\n", MAX_TESTS);
         exit(2);
     }
     tests[ntests].name = name;
     tests[ntests].fn = fn;
+    tests[ntests].pool = pool;
     ntests++;
+}
+
+bool test_process_pool(void) {
+    return on_process_pool;
 }
 
 void test_fail(const char *file, int line, const char *fmt, ...) {
@@ -435,12 +442,26 @@ int main(int argc, char **argv) {
                 "usage: %s TEST | --list\n"
                 "Runs one test in this process; exit 0 on success.\n"
                 "Environment: CF_TEST_DELAY_SCALE multiplies delays, "
-                "CF_TEST_STRESS_SCALE repeat counts.\n",
+                "CF_TEST_STRESS_SCALE repeat counts; CF_TEST_POOL=process "
+                "runs a POOL_TEST on process pools.\n",
                 argv[0]);
         return argc == 2 ? 0 : 2;
     }
+    const char *kind = getenv("CF_TEST_POOL");
+    bool process = kind && strcmp(kind, "process") == 0;
+    if (kind && !process && *kind && strcmp(kind, "thread") != 0) {
+        fprintf(stderr, "%s: CF_TEST_POOL=%s: use thread or process\n",
+                argv[0], kind);
+        return 2;
+    }
     for (int i = 0; i < ntests; i++) {
         if (strcmp(tests[i].name, argv[1]) == 0) {
+            if (process && !tests[i].pool) {
+                fprintf(stderr, "%s: %s is not a POOL_TEST\n", argv[0],
+                        argv[1]);
+                return 2;
+            }
+            on_process_pool = process;
             arena_map();
             tests[i].fn();
             return 0;

@@ -1,10 +1,16 @@
 /*
  * The test harness: one TEST(name) per behaviour, each run in its own
  * process by CTest (the runner takes the test name as its argument; CMake
- * finds the names by reading the TEST(...) lines). ASSERTs print the file,
- * the line, the expression and both values, then exit with status 1; a
- * failure in a worker thread ends the whole test process the same way (in a
- * worker process, it ends that process, which breaks its pool).
+ * finds the names by reading the TEST(...) and POOL_TEST(...) lines).
+ * ASSERTs print the file, the line, the expression and both values, then
+ * exit with status 1; a failure in a worker thread ends the whole test
+ * process the same way (in a worker process, it ends that process, which
+ * breaks its pool).
+ *
+ * Pools: POOL_TEST(name) declares a test that CMake registers twice, as
+ * <area>.<name> on a thread pool and <area>.<name>.process on a process pool
+ * (CF_TEST_POOL=process in its environment); test_process_pool() says which
+ * this run is. A plain TEST always gets thread pools.
  *
  * The arena: one shared mapping made before the test runs, so that every
  * process forked afterwards -- a process pool's fork server and workers, a
@@ -31,14 +37,21 @@
 #include <string.h>
 
 typedef void (*test_fn)(void);
-void test_register(const char *name, test_fn fn);
+/* pool: declared with POOL_TEST, so it may run on a process pool. */
+void test_register(const char *name, test_fn fn, bool pool);
 
-#define TEST(name)                                                            \
+#define TEST_(name, pool)                                                     \
     static void test_##name(void);                                            \
     __attribute__((constructor)) static void register_##name(void) {          \
-        test_register(#name, test_##name);                                    \
+        test_register(#name, test_##name, pool);                              \
     }                                                                         \
     static void test_##name(void)
+
+#define TEST(name) TEST_(name, false)
+#define POOL_TEST(name) TEST_(name, true)
+
+/* True when this run of a POOL_TEST is its process-pool one. */
+bool test_process_pool(void);
 
 _Noreturn void test_fail(const char *file, int line, const char *fmt, ...)
     CF_PRINTF(3, 4);

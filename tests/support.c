@@ -136,16 +136,21 @@ cf_executor *pool_with(const cf_thread_pool_options *o) {
     return ex;
 }
 
-cf_executor *pool_new(int max_workers) {
-    cf_thread_pool_options o;
-    ASSERT_OK(cf_thread_pool_options_init(&o));
-    o.max_workers = max_workers;
-    return pool_with(&o);
-}
-
 cf_executor *pool_with_initializer(int max_workers, cf_fn init,
                                    const cf_value *initargs,
                                    size_t ninitargs) {
+    cf_executor *ex = NULL;
+    if (test_process_pool()) {
+        cf_process_pool_options o;
+        ASSERT_OK(cf_process_pool_options_init(&o));
+        o.max_workers = max_workers;
+        o.initializer = init;
+        o.initargs = initargs;
+        o.ninitargs = ninitargs;
+        ASSERT_OK(cf_process_pool_new(&o, &ex));
+        ASSERT_NOT_NULL(ex);
+        return ex;
+    }
     cf_thread_pool_options o;
     ASSERT_OK(cf_thread_pool_options_init(&o));
     o.max_workers = max_workers;
@@ -155,9 +160,17 @@ cf_executor *pool_with_initializer(int max_workers, cf_fn init,
     return pool_with(&o);
 }
 
+cf_executor *pool_new(int max_workers) {
+    return pool_with_initializer(max_workers, NULL, NULL, 0);
+}
+
 cf_executor *failing_pool(int max_workers, gate *go) {
     cf_value initarg = gate_value(go);
     return pool_with_initializer(max_workers, init_fail, &initarg, 1);
+}
+
+const char *broken_pool_type(void) {
+    return test_process_pool() ? "BrokenProcessPool" : "BrokenThreadPool";
 }
 
 cf_future *submit_gated_value(cf_executor *ex, gate *started, gate *proceed,

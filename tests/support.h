@@ -1,12 +1,13 @@
 /*
  * Helpers several test files share, on top of the harness: thread counting,
- * thread pools and hand-made futures set up for a test, a busy one-worker
- * pool, a thread that completes futures while the test waits, and counters
- * of task and callback calls. Each fails the test (as an ASSERT does) when
- * the library refuses what it asks.
+ * pools and hand-made futures set up for a test, a busy one-worker pool, a
+ * thread that completes futures while the test waits, and counters of task
+ * and callback calls. Each fails the test (as an ASSERT does) when the
+ * library refuses what it asks.
  *
- * Their tasks take gates and task counters as arena ints, never pointers,
- * so that they can run in a worker process too.
+ * The pools (pool_new, pool_with_initializer, failing_pool, busy_pool_start)
+ * are process pools when test_process_pool() says so, else thread pools;
+ * their tasks take gates and task counters as arena ints, never pointers.
  */
 #ifndef CF_TEST_SUPPORT_H
 #define CF_TEST_SUPPORT_H
@@ -32,11 +33,12 @@ void settle_runtime_threads(void);
 
 /* ---- Executors and futures made for a test ----------------------------- */
 
-/* A thread pool with these options (NULL: the defaults). */
+/* A thread pool with these options (NULL: the defaults), in a
+ * process-pool run too. */
 cf_executor *pool_with(const cf_thread_pool_options *o);
-/* A thread pool of max_workers, the other options at their defaults. */
+/* A pool of max_workers, the other options at their defaults. */
 cf_executor *pool_new(int max_workers);
-/* A thread pool of max_workers whose initializer is init(initargs). */
+/* A pool of max_workers whose initializer is init(initargs). */
 cf_executor *pool_with_initializer(int max_workers, cf_fn init,
                                    const cf_value *initargs, size_t ninitargs);
 /* An initializer: arg0 gate to wait on first (or None); then raises
@@ -45,6 +47,9 @@ void init_fail(cf_call *call);
 /* A pool of max_workers whose initializer (init_fail) waits for go to open,
  * then raises: the pool breaks. */
 cf_executor *failing_pool(int max_workers, gate *go);
+/* The error type of the calls of a broken pool of this run's kind:
+ * "BrokenThreadPool" or "BrokenProcessPool". */
+const char *broken_pool_type(void);
 
 /* Submits task_gate_return(started, proceed, value); either gate may be
  * NULL. */

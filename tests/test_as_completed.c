@@ -139,7 +139,7 @@ TEST(as_completed_next_blocks_until_a_future_completes) {
 
 /* as-completed.pool-futures: futures of a pool are yielded in the order the
  * pool finishes them. */
-TEST(as_completed_yields_pool_futures_as_they_finish) {
+POOL_TEST(as_completed_yields_pool_futures_as_they_finish) {
     cf_executor *ex = pool_new(3);
     gate g[3];
     cf_future *fs[3];
@@ -209,7 +209,7 @@ TEST(as_completed_empty_stops_at_once) {
 
 /* as-completed.cancelled-yielded (deliberate difference, gh-92001): a call
  * cancelled while queued in a pool is yielded at once. */
-TEST(as_completed_yields_cancelled_queued_call_at_once) {
+POOL_TEST(as_completed_yields_cancelled_queued_call_at_once) {
     busy_pool b;
     busy_pool_start(&b, 1);
     cf_future *queued = submit_gated(b.ex, NULL, NULL, 2);

@@ -9,6 +9,9 @@
  * once with cf_work_run, and a keeping one, which stores the works and ends
  * them when shut down, in the way the test chose (run, fail, release...).
  * Neither checks for shutdown itself: that check is the library's.
+ *
+ * A POOL_TEST runs on a thread pool and again on a process pool; its tasks
+ * reach the test's gates and counters through arena ints only.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -300,7 +303,7 @@ static void kept_call_free(kept_call *k) {
 
 /* executor.submit.returns-pending-future: submit gives a future that is not
  * done while its task is held, then ends with the task's value. */
-TEST(executor_submit_returns_future_ending_with_task_value) {
+POOL_TEST(executor_submit_returns_future_ending_with_task_value) {
     cf_executor *ex = pool_new(2);
     gate proceed;
     gate_init(&proceed);
@@ -317,7 +320,7 @@ TEST(executor_submit_returns_future_ending_with_task_value) {
 
 /* executor.submit.copies-arguments: the call keeps its own copy of each
  * argument, so the caller may free a str right after submit. */
-TEST(executor_submit_copies_arguments) {
+POOL_TEST(executor_submit_copies_arguments) {
     cf_executor *ex = pool_new(1);
     gate proceed;
     cf_value s = cf_none(), want = cf_none();
@@ -337,7 +340,9 @@ TEST(executor_submit_copies_arguments) {
 }
 
 /* executor.submit.thread-pool-accepts-ptr: a thread pool passes a
- * CF_TYPE_PTR argument through, pointing at the caller's memory. */
+ * CF_TYPE_PTR argument through, pointing at the caller's memory.
+ * Thread pool only: a process pool refuses a pointer, as Python refuses what
+ * it cannot pickle (test_process_pool.c checks that). */
 TEST(executor_thread_pool_accepts_pointer_arguments) {
     cf_executor *ex = pool_new(1);
     int target = 41;
@@ -361,7 +366,7 @@ TEST(executor_submit_null_executor_is_einval) {
 
 /* executor.submit.null-fn-is-einval: submit of a NULL function is CF_EINVAL
  * and out is left alone. */
-TEST(executor_submit_null_fn_is_einval) {
+POOL_TEST(executor_submit_null_fn_is_einval) {
     cf_executor *ex = pool_new(1);
     cf_future *f = not_written;
     ASSERT_STATUS(cf_submit(ex, NULL, NULL, 0, &f), CF_EINVAL);
@@ -371,7 +376,7 @@ TEST(executor_submit_null_fn_is_einval) {
 
 /* executor.submit.null-out-is-einval: submit without an out pointer is
  * CF_EINVAL and nothing runs. */
-TEST(executor_submit_null_out_is_einval) {
+POOL_TEST(executor_submit_null_out_is_einval) {
     cf_executor *ex = pool_new(1);
     run_count runs;
     run_count_init(&runs);
@@ -384,7 +389,7 @@ TEST(executor_submit_null_out_is_einval) {
 
 /* executor.submit.unknown-value-type-is-einval: an argument of unknown type
  * is CF_EINVAL, and nothing was scheduled. */
-TEST(executor_submit_unknown_value_type_is_einval) {
+POOL_TEST(executor_submit_unknown_value_type_is_einval) {
     cf_executor *ex = pool_new(1);
     run_count runs;
     run_count_init(&runs);
@@ -400,7 +405,7 @@ TEST(executor_submit_unknown_value_type_is_einval) {
 
 /* executor.submit.null-args-with-count-is-einval: args may be NULL only when
  * nargs is 0. */
-TEST(executor_submit_null_args_with_count_is_einval) {
+POOL_TEST(executor_submit_null_args_with_count_is_einval) {
     cf_executor *ex = pool_new(1);
     cf_future *f = not_written;
     ASSERT_STATUS(cf_submit(ex, task_return_arg, NULL, 1, &f), CF_EINVAL);
@@ -410,7 +415,7 @@ TEST(executor_submit_null_args_with_count_is_einval) {
 
 /* executor.call.no-outcome-is-none: a task that neither returns nor raises
  * gives None. */
-TEST(executor_task_without_outcome_gives_none) {
+POOL_TEST(executor_task_without_outcome_gives_none) {
     cf_executor *ex = pool_new(1);
     cf_value none = cf_none();
     cf_future *f = NULL;
@@ -423,7 +428,7 @@ TEST(executor_task_without_outcome_gives_none) {
 
 /* executor.call.raise-gives-raised: cf_raise in a task makes result()
  * return CF_RAISED with the exception's type and message. */
-TEST(executor_task_raise_gives_raised_error) {
+POOL_TEST(executor_task_raise_gives_raised_error) {
     cf_executor *ex = pool_new(1);
     cf_value args[2] = {cf_none(), cf_none()};
     cf_future *f = NULL;
@@ -440,25 +445,25 @@ TEST(executor_task_raise_gives_raised_error) {
 
 /* executor.call.return-twice-keeps-first: a second cf_return is
  * CF_INVALID_STATE and the first value stands. */
-TEST(executor_return_twice_keeps_first_value) {
+POOL_TEST(executor_return_twice_keeps_first_value) {
     check_first_outcome_stands(task_return_twice, NULL, NULL);
 }
 
 /* executor.call.raise-after-return-keeps-value: cf_raise after cf_return is
  * CF_INVALID_STATE and the value stands. */
-TEST(executor_raise_after_return_keeps_value) {
+POOL_TEST(executor_raise_after_return_keeps_value) {
     check_first_outcome_stands(task_return_then_raise, NULL, NULL);
 }
 
 /* executor.call.return-after-raise-keeps-error: cf_return after cf_raise is
  * CF_INVALID_STATE and the exception stands. */
-TEST(executor_return_after_raise_keeps_error) {
+POOL_TEST(executor_return_after_raise_keeps_error) {
     check_first_outcome_stands(task_raise_then_return, "KeyError", "first 1");
 }
 
 /* executor.future.running-cannot-cancel: while its task runs the future is
  * running(), and cancel() returns false and changes nothing. */
-TEST(executor_running_call_cannot_be_cancelled) {
+POOL_TEST(executor_running_call_cannot_be_cancelled) {
     busy_pool b;
     busy_pool_start(&b, 5);
     check_running(b.running);
@@ -473,7 +478,7 @@ TEST(executor_running_call_cannot_be_cancelled) {
 
 /* executor.future.queued-is-pending-and-cancellable: a call queued behind a
  * busy single worker is pending; cancel() returns true and it never runs. */
-TEST(executor_queued_call_is_pending_and_cancellable) {
+POOL_TEST(executor_queued_call_is_pending_and_cancellable) {
     busy_pool b;
     run_count runs;
     run_count_init(&runs);
@@ -496,7 +501,9 @@ TEST(executor_queued_call_is_pending_and_cancellable) {
 }
 
 /* executor.submit.from-own-worker: a task may submit to its own pool and
- * wait for that call when a second worker is free. */
+ * wait for that call when a second worker is free.
+ * Thread pool only: the task reaches its own pool, which the documentation
+ * says deadlocks from a callable submitted to a ProcessPoolExecutor. */
 TEST(executor_submit_from_own_worker) {
     cf_executor *ex = pool_new(2);
     cf_value args[2] = {cf_ptr(ex), cf_int(17)};
@@ -509,7 +516,9 @@ TEST(executor_submit_from_own_worker) {
 
 /* ---- names ------------------------------------------------------------- */
 
-/* executor.name.thread-pool: a thread pool is named "ThreadPoolExecutor". */
+/* executor.name.thread-pool: a thread pool is named "ThreadPoolExecutor".
+ * Thread pool only: it is the thread pool's name (process_pool.c's tests
+ * check "ProcessPoolExecutor"). */
 TEST(executor_name_of_thread_pool) {
     cf_executor *ex = pool_new(1);
     ASSERT_STREQ(cf_executor_name(ex), "ThreadPoolExecutor");
@@ -817,8 +826,14 @@ TEST(executor_work_calls_reject_null_work) {
 
 /* ---- deadlock from inside ---------------------------------------------- */
 
+/* The tests whose task reaches its own pool are thread pool only: the
+ * documentation says that calling Executor methods from a callable
+ * submitted to a ProcessPoolExecutor deadlocks, and a worker process has
+ * only a copy of the pool. */
+
 /* executor.shutdown.wait-from-own-worker-is-deadlock: a task that shuts its
- * own pool down with wait gets CF_DEADLOCK; the pool is then shut down. */
+ * own pool down with wait gets CF_DEADLOCK; the pool is then shut down.
+ * Thread pool only: the task reaches its own pool. */
 TEST(executor_shutdown_wait_from_own_worker_is_deadlock) {
     cf_executor *ex = pool_new(2);
     cf_value arg = cf_ptr(ex);
@@ -844,7 +859,8 @@ static void task_shutdown_own_pool_gated(cf_call *call) {
 
 /* executor.shutdown.wait-from-own-worker-is-deadlock: two workers shutting
  * their own pool down with wait at the same time both get CF_DEADLOCK at
- * once; neither waits to join the other. */
+ * once; neither waits to join the other.
+ * Thread pool only: the tasks reach their own pool. */
 TEST(executor_shutdown_wait_from_two_workers_is_deadlock_for_both) {
     cf_executor *ex = pool_new(2);
     gate started[2], go;
@@ -883,7 +899,7 @@ static void *free_executor(void *arg) {
 /* executor.free.from-other-thread: a pool shut down with wait may be freed
  * from a thread started afterwards, which (reusing a joined worker's
  * pthread_t) must not be taken for one of the pool's workers. */
-TEST(executor_free_from_thread_started_after_shutdown_is_ok) {
+POOL_TEST(executor_free_from_thread_started_after_shutdown_is_ok) {
     cf_executor *ex = pool_new(1);
     cf_future *f = submit_gated(ex, NULL, NULL, 5);
     check_int_soon(f, 5);
@@ -897,7 +913,8 @@ TEST(executor_free_from_thread_started_after_shutdown_is_ok) {
 }
 
 /* executor.shutdown.nowait-from-own-worker: a task may shut its own pool
- * down without wait (CF_OK). */
+ * down without wait (CF_OK).
+ * Thread pool only: the task reaches its own pool. */
 TEST(executor_shutdown_without_wait_from_own_worker_is_ok) {
     cf_executor *ex = pool_new(2);
     cf_value arg = cf_ptr(ex);
@@ -911,7 +928,8 @@ TEST(executor_shutdown_without_wait_from_own_worker_is_ok) {
 }
 
 /* executor.free.from-own-worker-is-deadlock: a task that frees its own pool
- * gets CF_DEADLOCK and nothing is freed: the owner frees it afterwards. */
+ * gets CF_DEADLOCK and nothing is freed: the owner frees it afterwards.
+ * Thread pool only: the task reaches its own pool. */
 TEST(executor_free_from_own_worker_is_deadlock) {
     cf_executor *ex = pool_new(2);
     cf_value arg = cf_ptr(ex);

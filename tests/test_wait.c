@@ -214,7 +214,7 @@ TEST(wait_all_completed_returns_when_the_last_completes) {
 
 /* wait.all-completed.pending-calls-race (bpo-14406): 100 calls that a pool
  * finishes concurrently while ALL_COMPLETED waits are all reported done. */
-TEST(wait_all_completed_pending_calls_race) {
+POOL_TEST(wait_all_completed_pending_calls_race) {
     enum { N = 100 };
     cf_executor *ex = pool_new(8);
     cf_future *fs[N], *done[N], *not_done[N];
@@ -299,7 +299,7 @@ TEST(wait_timeout_nan_is_einval) {
 /* wait.cancelled-is-done-at-once (deliberate difference, gh-92001): a call
  * cancelled while queued in a pool is done for wait at once, before the pool
  * ever dequeues it. */
-TEST(wait_cancelled_queued_call_is_done_at_once) {
+POOL_TEST(wait_cancelled_queued_call_is_done_at_once) {
     busy_pool b;
     busy_pool_start(&b, 1);
     cf_future *queued = submit_gated(b.ex, NULL, NULL, 2);
@@ -440,7 +440,7 @@ TEST(wait_invalid_return_when_is_einval) {
 
 /* wait.mixed-executors: futures from two pools and a hand-made one may be
  * waited on together. */
-TEST(wait_mixes_futures_of_two_executors_and_hand_made) {
+POOL_TEST(wait_mixes_futures_of_two_executors_and_hand_made) {
     cf_executor *one = pool_new(1), *two = pool_new(2);
     gate g1, g2;
     gate_init(&g1);
