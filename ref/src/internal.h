@@ -231,6 +231,8 @@ struct cf__queue {
 };
 
 void cf__queue_push(struct cf__queue *q, cf_future *f);
+/* Puts f back at the head, to be popped next. */
+void cf__queue_push_front(struct cf__queue *q, cf_future *f);
 /* NULL when empty. */
 cf_future *cf__queue_pop(struct cf__queue *q);
 /* Empties the queue and gives its works as a list linked by queue_next. */

@@ -27,9 +27,13 @@
  * Locks: pool->lock guards the queue, the shutdown, broken and sleeping
  * flags and the start-up and cancel handshakes; join_lock serialises
  * joiners of the manager thread and is never taken with pool->lock held.
- * Everything about processes, sockets and workers belongs to the manager
- * thread alone and is touched with no lock. Futures are completed, and
- * their callbacks run, in the manager thread with no lock held.
+ * Everything about processes, sockets and workers is under io_lock, which
+ * the manager thread holds except while it is blocked in poll(): a submit
+ * that finds the manager asleep takes io_lock and sends the call itself,
+ * sparing the round trip a thread wake-up. Order: io_lock, then
+ * pool->lock, then the futures' stripe locks. Futures are completed, and
+ * their callbacks run, in the manager thread, with io_lock held (a submit
+ * from a callback then leaves the sending to the manager).
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -105,6 +109,7 @@ struct process_pool {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     pthread_mutex_t join_lock;
+    pthread_mutex_t io_lock; /* below: the manager's, or a submit's */
     struct cf__queue queue;
     bool shutdown, broken;
     bool sleeping;    /* the manager polls with the queue empty: wake it */
@@ -590,40 +595,52 @@ static void worker_flush(struct worker *w) {
     o->buf.len = o->off = 0;
 }
 
-/* Queues f's call for w under claim word `slot`, which the caller has made
- * f's; fails f if its frame cannot be made. */
-static void push_call(struct process_pool *p, struct worker *w, cf_future *f,
-                      size_t slot) {
+/*
+ * Queues f's call for w under claim word `slot`: makes the word f's first
+ * if `fresh` (a call from the queue; a moved one has it already). If f was
+ * cancelled meanwhile it is released; if its frame cannot be made it fails
+ * (a PTR, or no memory), except in a submitting thread, which must not run
+ * callbacks: the call then goes back to the front of the queue for the
+ * manager. False only then.
+ */
+static bool push_call(struct process_pool *p, struct worker *w, cf_future *f,
+                      size_t slot, bool fresh) {
     cf_status st =
         cf__frame_task(&p->frame, (uint32_t)slot, f->fn, f->args, f->nargs);
     if (st == CF_OK)
         st = cf__buf_put(&w->out.buf, p->frame.data, p->frame.len);
+    if (st != CF_OK && current_pool != p) {
+        pthread_mutex_lock(&p->lock);
+        cf__queue_push_front(&p->queue, f);
+        pthread_mutex_unlock(&p->lock);
+        return false;
+    }
     if (st != CF_OK) {
         cf_work_fail(cf__future_work(f), CF_RAISED,
                      st == CF_EINVAL ? "TypeError" : "MemoryError",
                      st == CF_EINVAL ? PICKLE_MESSAGE
                                      : "the call is too large");
-        return;
+        return true;
+    }
+    if (fresh && !cf__future_set_claim(f, &p->claims[slot])) {
+        w->out.buf.len -= p->frame.len;
+        cf_work_release(cf__future_work(f)); /* cancelled while queued */
+        return true;
     }
     *ring_at(w, w->count++) = f;
     w->live++;
     if (p->max_tasks && ++w->nsent >= p->max_tasks)
         w->state = W_RETIRING;
+    return true;
 }
 
-/* Sends a queued call to w; false once the queue is empty. */
+/* Sends a queued call to w; false once the queue is empty (or a call must
+ * wait for the manager: see push_call). */
 static bool send_queued(struct process_pool *p, struct worker *w) {
     pthread_mutex_lock(&p->lock);
     cf_future *f = cf__queue_pop(&p->queue);
     pthread_mutex_unlock(&p->lock);
-    if (!f)
-        return false;
-    size_t slot = next_slot(w);
-    if (cf__future_set_claim(f, &p->claims[slot]))
-        push_call(p, w, f, slot);
-    else
-        cf_work_release(cf__future_work(f)); /* cancelled while queued */
-    return true;
+    return f && push_call(p, w, f, next_slot(w), true);
 }
 
 /* The worker with the most calls sent and not yet claimed, at least one
@@ -651,22 +668,15 @@ static bool steal(struct process_pool *p, struct worker *w) {
         cf_future *f = *at;
         *at = NULL;
         v->live--;
-        push_call(p, w, f, slot);
+        push_call(p, w, f, slot, false);
         return true;
     }
     return false;
 }
 
-/* Sends calls to workers in the order they were submitted: an idle worker
- * first takes back a call still waiting behind a busy one (it is older
- * than anything queued), then queued calls go one to each idle worker,
- * then round after round to every worker with room. */
-static void dispatch(struct process_pool *p) {
-    for (size_t i = 0; i < p->nworkers; i++) {
-        struct worker *w = &p->workers[i];
-        if (can_take(w) && w->live == 0)
-            steal(p, w);
-    }
+/* Sends queued calls: one to each idle worker first, then round after
+ * round to every worker with room. */
+static void send_all_queued(struct process_pool *p) {
     bool more = true;
     for (unsigned round = 0; more && round < DEPTH; round++)
         for (size_t i = 0; more && i < p->nworkers; i++) {
@@ -674,8 +684,30 @@ static void dispatch(struct process_pool *p) {
             if (can_take(w) && w->count <= round)
                 more = send_queued(p, w);
         }
-    for (size_t i = 0; i < p->nworkers; i++)
+}
+
+/* Sends what it can of what is queued for each worker; true if some of it
+ * must wait until a socket has room. */
+static bool flush_all(struct process_pool *p) {
+    bool left = false;
+    for (size_t i = 0; i < p->nworkers; i++) {
         worker_flush(&p->workers[i]);
+        left = left || p->workers[i].out.buf.len;
+    }
+    return left;
+}
+
+/* Sends calls to workers in the order they were submitted: an idle worker
+ * first takes back a call still waiting behind a busy one (it is older
+ * than anything queued), then the queued calls go out. */
+static void dispatch(struct process_pool *p) {
+    for (size_t i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        if (can_take(w) && w->live == 0)
+            steal(p, w);
+    }
+    send_all_queued(p);
+    flush_all(p);
 }
 
 /* In shutdown(cancel_futures): cancels every call sent and not yet
@@ -960,7 +992,9 @@ static void manager_poll(struct process_pool *p) {
             p->pfds[n++] = (struct pollfd){
                 w->fd, POLLIN | (w->out.buf.len ? POLLOUT : 0), 0};
     }
+    pthread_mutex_unlock(&p->io_lock);
     int ready = poll(p->pfds, n, -1);
+    pthread_mutex_lock(&p->io_lock);
     pthread_mutex_lock(&p->lock);
     p->sleeping = false;
     pthread_mutex_unlock(&p->lock);
@@ -997,6 +1031,7 @@ static void *manager_main(void *arg) {
     p->start_state = st == CF_OK ? 1 : -1;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
+    pthread_mutex_lock(&p->io_lock);
     while (st == CF_OK && !manager_done(p)) {
         answer_cancel(p);
         dispatch(p);
@@ -1005,6 +1040,7 @@ static void *manager_main(void *arg) {
         if (!p->finished && manager_may_sleep(p))
             manager_poll(p);
     }
+    pthread_mutex_unlock(&p->io_lock);
     current_pool = NULL;
     pthread_mutex_lock(&p->lock);
     p->manager_gone = true;
@@ -1015,6 +1051,26 @@ static void *manager_main(void *arg) {
 
 /* ---- operations ------------------------------------------------------- */
 
+/*
+ * From a submitting thread while the manager sleeps in poll() (io_lock
+ * held): sends the one queued call to an idle worker, sparing the round
+ * trip the manager's wake-up. Anything more (more calls, no idle worker,
+ * octets left for a socket) is the manager's: true if it must be woken.
+ */
+static bool submit_directly(struct process_pool *p) {
+    struct worker *idle = NULL;
+    for (size_t i = 0; i < p->nworkers && !idle; i++)
+        if (can_take(&p->workers[i]) && p->workers[i].count == 0)
+            idle = &p->workers[i];
+    pthread_mutex_lock(&p->lock);
+    bool one = p->queue.head && !p->queue.head->queue_next;
+    pthread_mutex_unlock(&p->lock);
+    if (p->finished || !idle || !one || !send_queued(p, idle))
+        return true;
+    worker_flush(idle);
+    return idle->out.buf.len != 0;
+}
+
 static cf_status pool_submit(void *self, cf_work *work) {
     struct process_pool *p = self;
     cf_status st = CF_OK;
@@ -1024,12 +1080,22 @@ static cf_status pool_submit(void *self, cf_work *work) {
     else
         cf__queue_push(&p->queue, cf__work_future(work));
     bool sleeping = st == CF_OK && p->sleeping;
-    if (sleeping)
-        p->sleeping = false; /* one wake-up is enough */
+    pthread_mutex_unlock(&p->lock);
+    if (!sleeping)
+        return st;
+    if (current_pool != p && pthread_mutex_trylock(&p->io_lock) == 0) {
+        bool wake_manager = submit_directly(p);
+        pthread_mutex_unlock(&p->io_lock);
+        if (!wake_manager)
+            return CF_OK;
+    }
+    pthread_mutex_lock(&p->lock);
+    sleeping = p->sleeping;
+    p->sleeping = false; /* one wake-up is enough */
     pthread_mutex_unlock(&p->lock);
     if (sleeping)
         wake(p);
-    return st;
+    return CF_OK;
 }
 
 static void join_manager(struct process_pool *p) {
@@ -1083,9 +1149,14 @@ static void free_pool_memory(struct process_pool *p) {
     free(p);
 }
 
+static void destroy_sync(struct process_pool *p) {
+    pthread_mutex_destroy(&p->io_lock);
+    cf__pool_sync_destroy(&p->lock, &p->join_lock, &p->cond);
+}
+
 static void pool_free(void *self) {
     struct process_pool *p = self;
-    cf__pool_sync_destroy(&p->lock, &p->join_lock, &p->cond);
+    destroy_sync(p);
     free_pool_memory(p);
 }
 
@@ -1179,6 +1250,11 @@ cf_status cf_process_pool_new(const cf_process_pool_options *options,
         st = cf__pool_sync_init(&p->lock, &p->join_lock, &p->cond);
     if (st != CF_OK)
         goto err_free_memory;
+    if (pthread_mutex_init(&p->io_lock, NULL)) {
+        cf__pool_sync_destroy(&p->lock, &p->join_lock, &p->cond);
+        st = CF_EAGAIN;
+        goto err_free_memory;
+    }
     st = start_manager(p);
     if (st != CF_OK)
         goto err_destroy_sync;
@@ -1189,7 +1265,7 @@ cf_status cf_process_pool_new(const cf_process_pool_options *options,
     }
     pool_shutdown(p, true, false);
 err_destroy_sync:
-    cf__pool_sync_destroy(&p->lock, &p->join_lock, &p->cond);
+    destroy_sync(p);
 err_free_memory:
     free_pool_memory(p);
     return st;

@@ -8,6 +8,14 @@
 
 #include <stdlib.h>
 
+void cf__queue_push_front(struct cf__queue *q, cf_future *f) {
+    f->queue_next = q->head;
+    q->head = f;
+    if (!q->tail)
+        q->tail = f;
+    q->len++;
+}
+
 void cf__queue_push(struct cf__queue *q, cf_future *f) {
     f->queue_next = NULL;
     if (q->tail)
