@@ -5,7 +5,9 @@
  * hold whichever side wins each race: a future ends exactly once, every
  * accepted call completes, nothing hangs, no thread is left behind.
  *
- * Tasks count their runs in the arena.
+ * Every test is a POOL_TEST; tasks count their runs in the arena. On a
+ * process pool each pool costs a fork server and its workers, so the tests
+ * that make many pools run fewer rounds there (pool_repeats).
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -16,6 +18,12 @@
 #include <stdatomic.h>
 
 /* ---- helpers ----------------------------------------------------------- */
+
+/* test_repeats(n) on a thread pool, test_repeats(n / process_divisor) on a
+ * process pool. */
+static long pool_repeats(long n, long process_divisor) {
+    return test_repeats(test_process_pool() ? n / process_divisor : n);
+}
 
 /* arg0: atomic_int in the arena, to bump; returns arg1. */
 static void task_bump(cf_call *call) {
@@ -34,7 +42,7 @@ static atomic_int *runs_new(void) {
  * two workers race to pick them up, each end exactly one way (cancelled, or
  * finished with the value), cancel()'s answer agrees, and the task ran once
  * per finished future. */
-TEST(stress_cancel_races_worker_pickup) {
+POOL_TEST(stress_cancel_races_worker_pickup) {
     long n = test_repeats(100000);
     cf_executor *ex = pool_new(2);
     cf_future **fs = malloc((size_t)n * sizeof *fs);
@@ -132,8 +140,8 @@ static void race_wait_accepted(race *r, long n) {
 /* stress.shutdown-races-submit: while four threads submit, shutdown(wait)
  * makes every later submit CF_SHUTDOWN; every submit returns CF_OK or
  * CF_SHUTDOWN, and every accepted call is done when shutdown returns. */
-TEST(stress_shutdown_races_submit) {
-    long rounds = test_repeats(100);
+POOL_TEST(stress_shutdown_races_submit) {
+    long rounds = pool_repeats(100, 2);
     for (long round = 0; round < rounds; round++) {
         race r;
         submitter s[SUBMITTERS];
@@ -199,8 +207,8 @@ static void task_map_item(cf_call *call) {
 /* stress.map-close-while-running: closing a map iterator while its calls
  * run, after 0 to 3 results, runs each call at most once, every call when
  * never advanced, and the yielded results are right. */
-TEST(stress_map_closed_while_running) {
-    long rounds = test_repeats(500);
+POOL_TEST(stress_map_closed_while_running) {
+    long rounds = pool_repeats(500, 5);
     for (long round = 0; round < rounds; round++) {
         atomic_int *runs = arena_alloc(MAP_ITEMS * sizeof *runs);
         cf_value args[2 * MAP_ITEMS];
@@ -234,7 +242,7 @@ TEST(stress_map_closed_while_running) {
 
 /* stress.as-completed-races-completion: as_completed over calls a pool
  * finishes concurrently yields each exactly once. */
-TEST(stress_as_completed_races_completion) {
+POOL_TEST(stress_as_completed_races_completion) {
     long rounds = test_repeats(50);
     enum { N = 200 };
     for (long round = 0; round < rounds; round++) {
@@ -272,8 +280,8 @@ TEST(stress_as_completed_races_completion) {
 
 /* stress.pools-free-threads: making, using and freeing many pools leaves no
  * thread behind (memory: the ASan/LSan build checks it). */
-TEST(stress_pools_created_and_freed_leave_no_thread) {
-    long rounds = test_repeats(200);
+POOL_TEST(stress_pools_created_and_freed_leave_no_thread) {
+    long rounds = pool_repeats(200, 2);
     settle_runtime_threads();
     int before = count_threads();
     atomic_int *runs = runs_new();

@@ -7,7 +7,11 @@
  * Workers are counted by the distinct kernel thread ids (gettid) the tasks
  * see, and threads by the entries of /proc/self/task; tasks block on gates
  * so that the count is taken while every worker is busy. Nothing sleeps.
- * What the tasks record is in the arena.
+ *
+ * What is not about threads -- how many workers run at once, idle-worker
+ * reuse, the initializer -- holds for process pools too: those tests are
+ * POOL_TESTs, recording in the arena (a worker process's gettid is its
+ * pid). The others say why they are thread pool only.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1 /* sched_getaffinity, CPU_COUNT, gettid */
@@ -255,6 +259,29 @@ static void log_capture(cf_log_level level, const char *message, void *ctx) {
 
 #define BROKEN_MESSAGE                                                        \
     "A thread initializer failed, the thread pool is not usable anymore"
+/* A process pool's: its worker exits with status 3 when the initializer
+ * raises, and that death breaks the pool (as in Python). */
+#define BROKEN_PROCESS_PREFIX                                                 \
+    "A process in the process pool was terminated abruptly while the "        \
+    "future was running or pending. (worker "
+#define BROKEN_PROCESS_SUFFIX " exited with status 3)"
+
+/* Checks f failed because its pool's initializer raised: BrokenThreadPool
+ * with Python's message, or BrokenProcessPool for the worker's exit. */
+static void check_broken_by_initializer(cf_future *f) {
+    const cf_error *e = NULL;
+    if (!test_process_pool()) {
+        check_raised(f, CF_BROKEN, "BrokenThreadPool", BROKEN_MESSAGE);
+        return;
+    }
+    check_raised(f, CF_BROKEN, "BrokenProcessPool", NULL);
+    ASSERT_OK(cf_future_exception(f, 0, &e));
+    const char *m = cf_error_message(e);
+    size_t len = strlen(m), suffix = strlen(BROKEN_PROCESS_SUFFIX);
+    if (strncmp(m, BROKEN_PROCESS_PREFIX, strlen(BROKEN_PROCESS_PREFIX)) ||
+        len < suffix || strcmp(m + len - suffix, BROKEN_PROCESS_SUFFIX))
+        test_fail(__FILE__, __LINE__, "message \"%s\"", m);
+}
 
 static cf_executor *const not_written = (cf_executor *)&logs;
 
@@ -296,6 +323,10 @@ static void broken_pool_free(broken_pool *b) {
 }
 
 /* ---- options and arguments --------------------------------------------- */
+
+/* Thread pool only, all of them: they check cf_thread_pool_options_init and
+ * cf_thread_pool_new themselves (test_process_pool.c checks the process
+ * pool's). */
 
 /* thread-pool.options-init.defaults: options_init gives CF_DEFAULT_WORKERS,
  * no prefix and no initializer, whatever the struct held before. */
@@ -363,7 +394,8 @@ TEST(thread_pool_initargs_null_with_count_is_einval) {
 /* ---- how many threads -------------------------------------------------- */
 
 /* thread-pool.default-workers: CF_DEFAULT_WORKERS runs min(32, cpus + 4)
- * calls at once (cpus: the CPUs this process may use, or those online). */
+ * calls at once (cpus: the CPUs this process may use, or those online).
+ * Thread pool only: a process pool's default is the CPU count. */
 TEST(thread_pool_default_workers_is_min_32_cpus_plus_4) {
     int a = default_workers_affinity(), b = default_workers_online();
     check_saturation(pool_new(CF_DEFAULT_WORKERS), a < b ? a : b,
@@ -371,27 +403,30 @@ TEST(thread_pool_default_workers_is_min_32_cpus_plus_4) {
 }
 
 /* thread-pool.new.null-options-are-defaults: options NULL gives the default
- * worker count, min(32, cpus + 4). */
+ * worker count, min(32, cpus + 4).
+ * Thread pool only: a process pool's default is the CPU count. */
 TEST(thread_pool_null_options_give_default_workers) {
     int a = default_workers_affinity(), b = default_workers_online();
     check_saturation(pool_with(NULL), a < b ? a : b, a < b ? b : a);
 }
 
 /* thread-pool.saturation: 15 * max_workers blocked calls start exactly
- * max_workers threads. */
-TEST(thread_pool_saturation_starts_exactly_max_workers) {
+ * max_workers threads (worker processes on a process pool). */
+POOL_TEST(thread_pool_saturation_starts_exactly_max_workers) {
     check_saturation(pool_new(4), 4, 4);
 }
 
 /* thread-pool.saturation.one-worker: a pool of one runs one call at a time,
- * all on the same thread. */
-TEST(thread_pool_single_worker_runs_one_call_at_a_time) {
+ * all on the same thread (or worker process). */
+POOL_TEST(thread_pool_single_worker_runs_one_call_at_a_time) {
     check_saturation(pool_new(1), 1, 1);
 }
 
 /* thread-pool.idle-worker-reused: three sequential submit-then-result calls
- * run on one thread although the pool may start four. */
-TEST(thread_pool_idle_worker_reused) {
+ * run on one thread although the pool may start four. A process pool
+ * reuses an idle worker process the same way (cfutures.h; Python since 3.9
+ * for the fork server). */
+POOL_TEST(thread_pool_idle_worker_reused) {
     cf_executor *ex = pool_new(4);
     cf_value ids[3];
     for (int i = 0; i < 3; i++) {
@@ -429,7 +464,9 @@ static cf_status submit_and_wait_cb(cf_future *done, void *ctx) {
 
 /* thread-pool.idle-worker-reused: a worker running done callbacks is not
  * idle: a call a callback submits and waits for gets a thread of its own
- * (the pool may start two), instead of waiting for the callback forever. */
+ * (the pool may start two), instead of waiting for the callback forever.
+ * Thread pool only: it is about callbacks running in the worker thread (a
+ * process pool runs them in its manager thread). */
 TEST(thread_pool_worker_in_callbacks_is_not_idle) {
     nested_wait nw;
     gate proceed;
@@ -449,7 +486,8 @@ TEST(thread_pool_worker_in_callbacks_is_not_idle) {
 }
 
 /* thread-pool.threads-start-lazily: a new pool starts no thread, and two
- * blocked calls on a pool of four start exactly two. */
+ * blocked calls on a pool of four start exactly two.
+ * Thread pool only: it counts the threads of the process. */
 TEST(thread_pool_threads_start_lazily) {
     settle_runtime_threads();
     int before = count_threads();
@@ -468,7 +506,9 @@ TEST(thread_pool_threads_start_lazily) {
 }
 
 /* thread-pool.shutdown-wait-joins-workers: after shutdown with wait the
- * pool's threads have exited. */
+ * pool's threads have exited.
+ * Thread pool only: it counts worker threads (test_process_pool.c checks
+ * that a freed process pool leaves no process or thread). */
 TEST(thread_pool_shutdown_wait_ends_worker_threads) {
     settle_runtime_threads();
     int before = count_threads();
@@ -486,6 +526,9 @@ TEST(thread_pool_shutdown_wait_ends_worker_threads) {
 }
 
 /* ---- thread names ------------------------------------------------------ */
+
+/* Thread pool only, all of them: thread names and thread_name_prefix are the
+ * thread pool's (ProcessPoolExecutor has neither). */
 
 /* thread-pool.thread-names.prefix: with a prefix the workers are named
  * "<prefix>_0" .. "<prefix>_<max-1>", one name per thread. */
@@ -578,7 +621,8 @@ static void *name_in_plain_thread(void *arg) {
 }
 
 /* thread-pool.current-thread-name.null-outside-pools: the main thread and a
- * thread the program started itself have no pool name. */
+ * thread the program started itself have no pool name.
+ * Thread pool only: thread names. */
 TEST(thread_pool_current_thread_name_null_outside_workers) {
     const char *name = "unset";
     pthread_t t;
@@ -607,7 +651,7 @@ static cf_executor *recording_pool(int max_workers, init_log *l,
 
 /* thread-pool.initializer.once-per-worker: the initializer runs once at the
  * start of each worker, with its initargs, before any call on it. */
-TEST(thread_pool_initializer_runs_once_per_worker) {
+POOL_TEST(thread_pool_initializer_runs_once_per_worker) {
     init_log *l = arena_alloc(sizeof *l);
     cf_value initargs[3];
     recorder *r = recorder_new();
@@ -633,7 +677,7 @@ TEST(thread_pool_initializer_runs_once_per_worker) {
 
 /* thread-pool.initializer.initargs-copied: the pool keeps its own copies of
  * initargs, so the caller may free them before any worker starts. */
-TEST(thread_pool_initargs_are_copied) {
+POOL_TEST(thread_pool_initargs_are_copied) {
     init_log *l = arena_alloc(sizeof *l);
     cf_value initargs[3];
     cf_executor *ex = recording_pool(1, l, initargs);
@@ -652,18 +696,18 @@ TEST(thread_pool_initargs_are_copied) {
 /* thread-pool.initializer.failure-breaks-queued: when the initializer
  * raises, every queued call fails with CF_BROKEN, BrokenThreadPool("A thread
  * initializer failed, the thread pool is not usable anymore"), and never
- * runs. */
-TEST(thread_pool_failing_initializer_fails_queued_calls) {
+ * runs. A process pool's calls get BrokenProcessPool, as in Python. */
+POOL_TEST(thread_pool_failing_initializer_fails_queued_calls) {
     broken_pool b;
     broken_pool_start(&b, 2, 3);
     for (int i = 0; i < 3; i++)
-        check_raised(b.fs[i], CF_BROKEN, "BrokenThreadPool", BROKEN_MESSAGE);
+        check_broken_by_initializer(b.fs[i]);
     broken_pool_free(&b);
 }
 
 /* thread-pool.initializer.failure-breaks-submit: once the initializer has
  * failed, cf_submit returns CF_BROKEN and schedules nothing. */
-TEST(thread_pool_submit_after_initializer_failure_is_broken) {
+POOL_TEST(thread_pool_submit_after_initializer_failure_is_broken) {
     broken_pool b;
     cf_future *later = (cf_future *)&b;
     broken_pool_start(&b, 1, 1);
@@ -675,7 +719,7 @@ TEST(thread_pool_submit_after_initializer_failure_is_broken) {
 
 /* thread-pool.initializer.failure-logs-critical: a failing initializer is
  * logged once, at CF_LOG_CRITICAL, through the log hook. */
-TEST(thread_pool_failing_initializer_logs_critical) {
+POOL_TEST(thread_pool_failing_initializer_logs_critical) {
     broken_pool b;
     broken_pool_start(&b, 1, 1);
     ASSERT_OK(cf_executor_shutdown(b.ex, true, false));
