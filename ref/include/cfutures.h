@@ -493,8 +493,10 @@ cf_status cf_submit(cf_executor *ex, cf_fn fn, const cf_value *args,
 /*
  * Stops the executor taking work. Python: Executor.shutdown(wait,
  * cancel_futures)
- * cancel_futures: cancel every call that has not started (their callbacks
- *          run in this thread).
+ * cancel_futures: cancel every call that has not started, before this
+ *          returns (their callbacks run in this thread; a process pool's
+ *          calls already sent ahead to a worker are cancelled, and their
+ *          callbacks run, in its manager thread).
  * wait:    return only once every pending call is done and the executor's
  *          workers have exited; without it, return at once while the
  *          accepted work still runs to the end.

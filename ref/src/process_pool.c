@@ -1037,7 +1037,9 @@ static void *manager_main(void *arg) {
         dispatch(p);
         if (!p->finished)
             request_workers(p);
-        if (!p->finished && manager_may_sleep(p))
+        /* dispatch may have drained the queue (calls cancelled while
+         * queued) and so finished a shutdown: never sleep past that */
+        if (!manager_done(p) && manager_may_sleep(p))
             manager_poll(p);
     }
     pthread_mutex_unlock(&p->io_lock);
