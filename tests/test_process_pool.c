@@ -850,6 +850,16 @@ static void map_expect_stop(cf_map_iter *it) {
     ASSERT_STATUS(cf_map_next(it, &v, NULL), CF_STOP);
 }
 
+/* The next item raised type(message), and the map stops after it. */
+static void map_expect_raised_then_stop(cf_map_iter *it, const char *type,
+                                        const char *message) {
+    cf_value v;
+    const cf_error *e = NULL;
+    ASSERT_STATUS(cf_map_next(it, &v, &e), CF_RAISED);
+    check_error(e, CF_RAISED, type, message);
+    map_expect_stop(it);
+}
+
 /* Items sent in chunks of 1, 3 and more than the input (10 items, not a
  * multiple of 3, two arguments each) come back one by one in input order;
  * so do values of every type, and calls without arguments.
@@ -930,18 +940,12 @@ TEST(process_pool_map_chunk_error_at_first_item) {
     cf_map_iter *it = pmap(ex, task_fail_negative, args, 9, 1, LONG, 3);
     for (int i = 0; i < 3; i++)
         ASSERT_EQ(map_next_int(it), i);
-    cf_value v;
-    const cf_error *e = NULL;
-    ASSERT_STATUS(cf_map_next(it, &v, &e), CF_RAISED);
-    check_error(e, CF_RAISED, "ValueError", "item -4");
-    map_expect_stop(it);
+    map_expect_raised_then_stop(it, "ValueError", "item -4");
     map_expect_stop(it);
     ASSERT_OK(cf_map_close(it));
     cf_value first[3] = {cf_int(5), cf_int(-1), cf_int(3)};
     it = pmap(ex, task_fail_negative, first, 3, 1, LONG, 3);
-    ASSERT_STATUS(cf_map_next(it, &v, &e), CF_RAISED);
-    check_error(e, CF_RAISED, "ValueError", "item -1");
-    map_expect_stop(it);
+    map_expect_raised_then_stop(it, "ValueError", "item -1");
     ASSERT_OK(cf_map_close(it));
     ASSERT_OK(cf_executor_free(ex));
 }
@@ -952,19 +956,15 @@ TEST(process_pool_map_chunk_ptr_refused) {
     cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
     int x;
     cf_value args[4] = {cf_int(0), cf_int(1), cf_int(2), cf_ptr(&x)};
-    cf_value v;
-    const cf_error *e = NULL;
     cf_map_iter *it = pmap(ex, task_echo, args, 4, 1, LONG, 2);
     ASSERT_EQ(map_next_int(it), 0);
     ASSERT_EQ(map_next_int(it), 1);
-    ASSERT_STATUS(cf_map_next(it, &v, &e), CF_RAISED);
-    check_error(e, CF_RAISED, "TypeError", "cannot pickle 'pointer' object");
-    map_expect_stop(it);
+    map_expect_raised_then_stop(it, "TypeError",
+                                "cannot pickle 'pointer' object");
     ASSERT_OK(cf_map_close(it));
     it = pmap(ex, task_return_ptr, NULL, 3, 0, LONG, 3);
-    ASSERT_STATUS(cf_map_next(it, &v, &e), CF_RAISED);
-    check_error(e, CF_RAISED, "TypeError", "cannot pickle 'pointer' object");
-    map_expect_stop(it);
+    map_expect_raised_then_stop(it, "TypeError",
+                                "cannot pickle 'pointer' object");
     ASSERT_OK(cf_map_close(it));
     ASSERT_OK(cf_executor_free(ex));
 }
