@@ -78,13 +78,23 @@ static cf_status parse_outcome_copy(const unsigned char *data, size_t len) {
     enum cf__outcome kind;
     cf_value v;
     cf_error *e;
-    cf_status st = cf__parse_outcome(copy, len, &kind, &v, &e);
+    uint32_t slot;
+    cf_status st = cf__parse_outcome(copy, len, &slot, &kind, &v, &e);
     if (st == CF_OK) {
         cf_value_free(&v);
         cf__error_free(e);
     }
     free(copy);
     return st;
+}
+
+/* parse_outcome_copy of an outcome for slot 0 whose octets after the slot
+ * are `body`. */
+static cf_status parse_outcome_body(const unsigned char *body, size_t len) {
+    unsigned char payload[64] = {0};
+    ASSERT_TRUE(len <= sizeof payload - 4);
+    memcpy(payload + 4, body, len);
+    return parse_outcome_copy(payload, 4 + len);
 }
 
 /* ---- tests ------------------------------------------------------------- */
@@ -113,7 +123,8 @@ TEST(ipc_ptr_refused) {
     cf_value v = cf_ptr(&x);
     ASSERT_STATUS(cf__encode_value(&b, &v), CF_EINVAL);
     ASSERT_STATUS(cf__frame_task(&b, 7, task_dummy, &v, 1), CF_EINVAL);
-    ASSERT_STATUS(cf__frame_outcome(&b, CF__OUT_VALUE, &v, NULL), CF_EINVAL);
+    ASSERT_STATUS(cf__frame_outcome(&b, 7, CF__OUT_VALUE, &v, NULL),
+                  CF_EINVAL);
     cf__buf_free(&b);
 }
 
@@ -142,32 +153,43 @@ TEST(ipc_task_round_trip) {
     cf__buf_free(&b);
 }
 
-/* A value outcome, an error outcome and a skipped call round trip.
- * clause: process-pool.errors-cross */
+/* Parses outcome frame b, which must answer `slot` with `kind`. */
+static void parse_frame(const struct cf__buf *b, uint32_t slot,
+                        enum cf__outcome kind, cf_value *value,
+                        cf_error **error) {
+    uint32_t got_slot;
+    enum cf__outcome got_kind;
+    ASSERT_EQ(cf__frame_length(b->data), b->len - CF__FRAME_HEADER);
+    ASSERT_OK(cf__parse_outcome(b->data + CF__FRAME_HEADER,
+                                b->len - CF__FRAME_HEADER, &got_slot,
+                                &got_kind, value, error));
+    ASSERT_EQ(got_slot, slot);
+    ASSERT_EQ(got_kind, kind);
+}
+
+/* A value outcome, an error outcome, a skipped call and a wake-up round
+ * trip, each with its slot. clause: process-pool.errors-cross */
 TEST(ipc_outcome_round_trip) {
     struct cf__buf b = {0};
     cf_value v = sample(5), back;
-    enum cf__outcome kind;
     cf_error *e = cf__error_new(CF_RAISED, "KeyError", "no 'k' here"), *got;
     ASSERT_NOT_NULL(e);
-    ASSERT_OK(cf__frame_outcome(&b, CF__OUT_VALUE, &v, NULL));
-    ASSERT_OK(cf__parse_outcome(b.data + CF__FRAME_HEADER,
-                                b.len - CF__FRAME_HEADER, &kind, &back, &got));
-    ASSERT_EQ(kind, CF__OUT_VALUE);
+    ASSERT_OK(cf__frame_outcome(&b, 3, CF__OUT_VALUE, &v, NULL));
+    parse_frame(&b, 3, CF__OUT_VALUE, &back, &got);
     ASSERT_NULL(got);
     ASSERT_TRUE(cf_value_equal(&v, &back));
     cf_value_free(&back);
-    ASSERT_OK(cf__frame_outcome(&b, CF__OUT_ERROR, NULL, e));
-    ASSERT_OK(cf__parse_outcome(b.data + CF__FRAME_HEADER,
-                                b.len - CF__FRAME_HEADER, &kind, &back, &got));
-    ASSERT_EQ(kind, CF__OUT_ERROR);
+    ASSERT_OK(cf__frame_outcome(&b, 70000, CF__OUT_ERROR, NULL, e));
+    parse_frame(&b, 70000, CF__OUT_ERROR, &back, &got);
     check_error(got, CF_RAISED, "KeyError", "no 'k' here");
     cf__error_free(got);
-    ASSERT_OK(cf__frame_outcome(&b, CF__OUT_SKIPPED, NULL, NULL));
-    ASSERT_EQ(b.len, CF__FRAME_HEADER + 1);
-    ASSERT_OK(cf__parse_outcome(b.data + CF__FRAME_HEADER,
-                                b.len - CF__FRAME_HEADER, &kind, &back, &got));
-    ASSERT_EQ(kind, CF__OUT_SKIPPED);
+    ASSERT_OK(cf__frame_outcome(&b, 9, CF__OUT_SKIPPED, NULL, NULL));
+    ASSERT_EQ(b.len, CF__FRAME_HEADER + 5);
+    parse_frame(&b, 9, CF__OUT_SKIPPED, &back, &got);
+    ASSERT_NULL(got);
+    ASSERT_OK(cf__frame_outcome(&b, CF__NO_SLOT, CF__OUT_WAKE, NULL, NULL));
+    ASSERT_EQ(b.len, CF__FRAME_HEADER + 5);
+    parse_frame(&b, CF__NO_SLOT, CF__OUT_WAKE, &back, &got);
     ASSERT_NULL(got);
     cf__error_free(e);
     cf_value_free(&v);
@@ -184,7 +206,7 @@ TEST(ipc_truncated_frames) {
         ASSERT_STATUS(parse_task_copy(payload, cut), CF_EINVAL);
     ASSERT_OK(parse_task_copy(payload, len));
     cf_error *e = cf__error_new(CF_RAISED, "ValueError", "boom");
-    ASSERT_OK(cf__frame_outcome(&o, CF__OUT_ERROR, NULL, e));
+    ASSERT_OK(cf__frame_outcome(&o, 1, CF__OUT_ERROR, NULL, e));
     for (size_t cut = 0; cut < o.len - CF__FRAME_HEADER; cut++)
         ASSERT_STATUS(parse_outcome_copy(o.data + CF__FRAME_HEADER, cut),
                       CF_EINVAL);
@@ -211,16 +233,16 @@ TEST(ipc_corrupt_tags) {
     static const unsigned char bad_type[] = {
         CF__OUT_ERROR, CF_RAISED, 1, 0, 0, 0, '-', 0, 0, 0, 0};
     static const unsigned char null_fn[16] = {0};
-    ASSERT_STATUS(parse_outcome_copy(bad_tag, sizeof bad_tag), CF_EINVAL);
-    ASSERT_STATUS(parse_outcome_copy(ptr_tag, sizeof ptr_tag), CF_EINVAL);
-    ASSERT_STATUS(parse_outcome_copy(bad_bool, sizeof bad_bool), CF_EINVAL);
-    ASSERT_STATUS(parse_outcome_copy(trailing, sizeof trailing), CF_EINVAL);
-    ASSERT_STATUS(parse_outcome_copy(bad_kind, sizeof bad_kind), CF_EINVAL);
-    ASSERT_STATUS(parse_outcome_copy(bad_utf8, sizeof bad_utf8), CF_EINVAL);
-    ASSERT_STATUS(parse_outcome_copy(nul_str, sizeof nul_str), CF_EINVAL);
-    ASSERT_STATUS(parse_outcome_copy(bad_status, sizeof bad_status),
+    ASSERT_STATUS(parse_outcome_body(bad_tag, sizeof bad_tag), CF_EINVAL);
+    ASSERT_STATUS(parse_outcome_body(ptr_tag, sizeof ptr_tag), CF_EINVAL);
+    ASSERT_STATUS(parse_outcome_body(bad_bool, sizeof bad_bool), CF_EINVAL);
+    ASSERT_STATUS(parse_outcome_body(trailing, sizeof trailing), CF_EINVAL);
+    ASSERT_STATUS(parse_outcome_body(bad_kind, sizeof bad_kind), CF_EINVAL);
+    ASSERT_STATUS(parse_outcome_body(bad_utf8, sizeof bad_utf8), CF_EINVAL);
+    ASSERT_STATUS(parse_outcome_body(nul_str, sizeof nul_str), CF_EINVAL);
+    ASSERT_STATUS(parse_outcome_body(bad_status, sizeof bad_status),
                   CF_EINVAL);
-    ASSERT_STATUS(parse_outcome_copy(bad_type, sizeof bad_type), CF_EINVAL);
+    ASSERT_STATUS(parse_outcome_body(bad_type, sizeof bad_type), CF_EINVAL);
     ASSERT_STATUS(parse_task_copy(null_fn, sizeof null_fn), CF_EINVAL);
 }
 
@@ -234,10 +256,10 @@ TEST(ipc_oversize_lengths) {
                             0xff,          0xff,      'E'};
     unsigned char task[] = {0, 0, 0, 0,    1,    0,    0,    0,           0,
                             0, 0, 0, 0xff, 0xff, 0xff, 0xff, CF_TYPE_NONE};
-    ASSERT_STATUS(parse_outcome_copy(bytes, sizeof bytes), CF_EINVAL);
+    ASSERT_STATUS(parse_outcome_body(bytes, sizeof bytes), CF_EINVAL);
     bytes[2] = 2; /* 2^64 - 255 */
-    ASSERT_STATUS(parse_outcome_copy(bytes, sizeof bytes), CF_EINVAL);
-    ASSERT_STATUS(parse_outcome_copy(text, sizeof text), CF_EINVAL);
+    ASSERT_STATUS(parse_outcome_body(bytes, sizeof bytes), CF_EINVAL);
+    ASSERT_STATUS(parse_outcome_body(text, sizeof text), CF_EINVAL);
     ASSERT_STATUS(parse_task_copy(task, sizeof task), CF_EINVAL);
     unsigned char header[CF__FRAME_HEADER] = {0xff, 0xff, 0xff, 0xff};
     ASSERT_EQ(cf__frame_length(header), UINT32_MAX);

@@ -570,16 +570,20 @@ TEST(process_pool_idle_worker_killed_breaks_pool) {
 }
 
 /* Writes a frame that does not decode onto the worker's socket (which
- * process_pool.c keeps on descriptor 3), then returns normally. */
+ * process_pool.c keeps on descriptor 3), then waits to be killed: the
+ * call stays running until the parent breaks the pool. */
 static void task_corrupt_reply(cf_call *call) {
     static const unsigned char frame[] = {1, 0, 0, 0, 0x7f};
     (void)call;
     if (write(3, frame, sizeof frame) != (ssize_t)sizeof frame)
         _exit(98);
+    for (;;)
+        pause();
 }
 
 /* A reply the parent cannot decode breaks the pool, as an unpicklable
- * result does in Python. clause: process-pool.corrupt-frame */
+ * result does in Python: the running call fails with the detail. clause:
+ * process-pool.corrupt-frame */
 TEST(process_pool_corrupt_reply_breaks_pool) {
     cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
     cf_future *f, *g;

@@ -70,6 +70,13 @@ static void unlock_stripe(struct stripe *s) {
     pthread_mutex_unlock(&s->lock);
 }
 
+/* After a future on s became done: waiters are woken once the lock is
+ * free, so that they do not wake only to block on it. */
+static void unlock_and_wake(struct stripe *s) {
+    pthread_mutex_unlock(&s->lock);
+    pthread_cond_broadcast(&s->cond);
+}
+
 /* ---- life cycle ------------------------------------------------------- */
 
 /* The submit path allocates only the future, which is also the queue entry:
@@ -178,10 +185,11 @@ bool cf_future_done(const cf_future *f) {
 
 /*
  * Called with the stripe lock held when the future has just become done:
- * wakes every waiter and hands back the callbacks, oldest first, for the
- * caller to run once it has unlocked.
+ * notifies every waiter of wait() and as_completed() and hands back the
+ * callbacks, oldest first, for the caller to run once it has unlocked with
+ * unlock_and_wake.
  */
-static struct cf__callback *complete_locked(cf_future *f, struct stripe *s) {
+static struct cf__callback *complete_locked(cf_future *f) {
     bool raised = f->state == CF__FINISHED && f->error != NULL;
     for (struct cf__waiter_node *n = f->waiters, *next; n; n = next) {
         next = n->next;
@@ -189,7 +197,6 @@ static struct cf__callback *complete_locked(cf_future *f, struct stripe *s) {
         cf__waiter_notify(n, raised);
     }
     f->waiters = NULL;
-    pthread_cond_broadcast(&s->cond);
     struct cf__callback *newest = f->callbacks, *oldest = NULL;
     f->callbacks = NULL;
     while (newest) {
@@ -246,8 +253,8 @@ bool cf_future_cancel(cf_future *f) {
         return true;
     }
     f->state = CF__CANCELLED;
-    struct cf__callback *cb = complete_locked(f, s);
-    unlock_stripe(s);
+    struct cf__callback *cb = complete_locked(f);
+    unlock_and_wake(s);
     run_callbacks(f, cb);
     return true;
 }
@@ -311,8 +318,8 @@ cf_status cf__future_finish(cf_future *f, cf_value *value, cf_error *error,
         *value = cf_none();
     }
     f->state = CF__FINISHED;
-    struct cf__callback *cb = complete_locked(f, s);
-    unlock_stripe(s);
+    struct cf__callback *cb = complete_locked(f);
+    unlock_and_wake(s);
     if (cb && hooks && hooks->before_callbacks)
         hooks->before_callbacks(hooks->ctx);
     run_callbacks(f, cb);

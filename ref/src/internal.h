@@ -280,8 +280,12 @@ enum cf__outcome {
     CF__OUT_VALUE = 1,   /* the call returned a value */
     CF__OUT_ERROR,       /* the call raised an error */
     CF__OUT_INIT_FAILED, /* the initializer raised; the worker exits */
-    CF__OUT_SKIPPED      /* the call was cancelled or revoked: not run */
+    CF__OUT_SKIPPED,     /* the call was cancelled or revoked: not run */
+    CF__OUT_WAKE         /* nothing: outcomes wait in shared memory */
 };
+
+/* The slot of an outcome that answers no call. */
+#define CF__NO_SLOT UINT32_MAX
 
 /* Appends len octets; CF_NOMEM. */
 cf_status cf__buf_put(struct cf__buf *b, const void *data, size_t len);
@@ -296,20 +300,22 @@ cf_status cf__decode_value(struct cf__reader *r, cf_value *out);
  * encoded (a PTR). */
 cf_status cf__frame_task(struct cf__buf *b, uint32_t slot, cf_fn fn,
                          const cf_value *args, size_t nargs);
-/* Replaces b's contents with a whole outcome frame: value for
- * CF__OUT_VALUE (CF_EINVAL for a PTR), nothing for CF__OUT_SKIPPED, error
- * for the others. */
-cf_status cf__frame_outcome(struct cf__buf *b, enum cf__outcome kind,
-                            const cf_value *value, const cf_error *error);
+/* Replaces b's contents with a whole outcome frame for the call under
+ * claim word `slot`: value for CF__OUT_VALUE (CF_EINVAL for a PTR), error
+ * for CF__OUT_ERROR and CF__OUT_INIT_FAILED, nothing for the others. */
+cf_status cf__frame_outcome(struct cf__buf *b, uint32_t slot,
+                            enum cf__outcome kind, const cf_value *value,
+                            const cf_error *error);
 /* The payload length a frame header announces. */
 uint32_t cf__frame_length(const unsigned char *header);
 /* Decodes a task payload; *args (malloc'd, nargs values) is the caller's.
  * CF_EINVAL for a malformed payload, CF_NOMEM. */
 cf_status cf__parse_task(const void *payload, size_t len, uint32_t *slot,
                          cf_fn *fn, cf_value **args, size_t *nargs);
-/* Decodes an outcome payload: *value for CF__OUT_VALUE, *error (the
- * caller's) otherwise. CF_EINVAL for a malformed payload, CF_NOMEM. */
-cf_status cf__parse_outcome(const void *payload, size_t len,
+/* Decodes an outcome payload: its *slot and *kind, *value for
+ * CF__OUT_VALUE, *error (the caller's; NULL for CF__OUT_SKIPPED and
+ * CF__OUT_WAKE) otherwise. CF_EINVAL for a malformed payload, CF_NOMEM. */
+cf_status cf__parse_outcome(const void *payload, size_t len, uint32_t *slot,
                             enum cf__outcome *kind, cf_value *value,
                             cf_error **error);
 

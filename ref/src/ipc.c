@@ -14,10 +14,12 @@
  *   task:    u32 claim slot (the index of the call's claim word in the
  *            memory the pool shares with its workers), u64 function
  *            address, u32 nargs, nargs values
- *   outcome: u8 kind (enum cf__outcome), then for CF__OUT_VALUE a value,
- *            for CF__OUT_ERROR and CF__OUT_INIT_FAILED a u8 status, then
- *            the type and the message, each a u32 length and its octets;
- *            nothing for CF__OUT_SKIPPED.
+ *   outcome: u32 claim slot of the call it answers (CF__NO_SLOT for
+ *            CF__OUT_INIT_FAILED and CF__OUT_WAKE), u8 kind (enum
+ *            cf__outcome), then for CF__OUT_VALUE a value, for
+ *            CF__OUT_ERROR and CF__OUT_INIT_FAILED a u8 status, then the
+ *            type and the message, each a u32 length and its octets;
+ *            nothing for CF__OUT_SKIPPED and CF__OUT_WAKE.
  * Decoding checks every length against what is left, so a corrupt or
  * truncated frame is an error (CF_EINVAL), never an overread; trailing
  * octets after the last field are an error too.
@@ -133,16 +135,19 @@ cf_status cf__frame_task(struct cf__buf *b, uint32_t slot, cf_fn fn,
     return st == CF_OK ? frame_end(b) : st;
 }
 
-cf_status cf__frame_outcome(struct cf__buf *b, enum cf__outcome kind,
-                            const cf_value *value, const cf_error *error) {
+cf_status cf__frame_outcome(struct cf__buf *b, uint32_t slot,
+                            enum cf__outcome kind, const cf_value *value,
+                            const cf_error *error) {
     cf_status st = frame_begin(b);
+    if (st == CF_OK)
+        st = put_le(b, slot, 4);
     if (st == CF_OK)
         st = put_u8(b, (unsigned)kind);
     if (st != CF_OK)
         return st;
     if (kind == CF__OUT_VALUE) {
         st = cf__encode_value(b, value);
-    } else if (kind != CF__OUT_SKIPPED) {
+    } else if (kind == CF__OUT_ERROR || kind == CF__OUT_INIT_FAILED) {
         st = put_u8(b, (unsigned)cf_error_status(error));
         if (st == CF_OK)
             st = put_text(b, cf_error_type(error));
@@ -302,15 +307,16 @@ static cf_status decode_error(struct cf__reader *r, cf_error **error) {
     return st;
 }
 
-cf_status cf__parse_outcome(const void *payload, size_t len,
+cf_status cf__parse_outcome(const void *payload, size_t len, uint32_t *slot,
                             enum cf__outcome *kind, cf_value *value,
                             cf_error **error) {
     struct cf__reader r = {payload, (const unsigned char *)payload + len};
+    uint64_t at;
     unsigned char k;
     cf_value v = cf_none();
     cf_error *e = NULL;
     cf_status st;
-    if (!read_bytes(&r, &k, 1))
+    if (!read_le(&r, &at, 4) || !read_bytes(&r, &k, 1))
         return CF_EINVAL;
     if (k == CF__OUT_VALUE) {
         st = cf__decode_value(&r, &v);
@@ -320,13 +326,14 @@ cf_status cf__parse_outcome(const void *payload, size_t len,
         }
     } else if (k == CF__OUT_ERROR || k == CF__OUT_INIT_FAILED) {
         st = decode_error(&r, &e);
-    } else if (k == CF__OUT_SKIPPED) {
+    } else if (k == CF__OUT_SKIPPED || k == CF__OUT_WAKE) {
         st = r.at == r.end ? CF_OK : CF_EINVAL;
     } else {
         st = CF_EINVAL;
     }
     if (st != CF_OK)
         return st;
+    *slot = (uint32_t)at;
     *kind = (enum cf__outcome)k;
     *value = v;
     *error = e;

@@ -19,10 +19,17 @@
  * runs it only if it moves the word from QUEUED to RUNNING first (see
  * cf__future_set_claim). A worker left idle takes back (revokes) a call
  * still queued at a busier one. Workers are single-threaded: they read
- * frames (ipc.c) in batches, run the calls one at a time and answer each in
- * order, one outcome frame per task frame (CF__OUT_SKIPPED for a call
- * cancelled or revoked). Sockets to workers are non-blocking on the
- * manager's side, so neither end can block the other.
+ * task frames (ipc.c) in batches and run the calls one at a time, in order.
+ *
+ * Outcomes: a worker leaves each call's outcome (CF__OUT_SKIPPED for a call
+ * cancelled or revoked) in the call's slot of the shared memory, or, if it
+ * does not fit there, sends it on its socket first; then it counts the call
+ * done. So a busy worker answers without a system call. The manager
+ * collects outcomes in the order the calls were sent. Before it sleeps in
+ * poll() it marks itself asleep, then looks at the counts once more; a
+ * worker that counts a call done while the manager is marked asleep wakes
+ * it with a CF__OUT_WAKE frame (once per sleep). Sockets to workers are
+ * non-blocking on the manager's side, so neither end can block the other.
  *
  * Locks: pool->lock guards the queue, the shutdown, broken and sleeping
  * flags and the start-up and cancel handshakes; join_lock serialises
@@ -42,6 +49,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,10 +71,38 @@
 #define BAD_TASK_STATUS 4
 /* The descriptor a worker's socket and the server's socket sit on. */
 #define CHILD_FD 3
-/* Calls sent ahead to one worker at most (its ring of claim words). */
+/* Calls sent ahead to one worker at most (its ring of slots). */
 #define DEPTH 32
+/* Octets of an outcome payload a slot holds; a larger one goes on the
+ * socket. */
+#define SLOT_DATA 240
+/* A slot's len when its outcome went on the socket. */
+#define SENT_ON_SOCKET UINT32_MAX
 /* Octets read from a socket at a time. */
 #define READ_CHUNK 65536
+
+/* ---- the memory shared with the workers ------------------------------- */
+
+/* One call sent ahead. */
+struct slot {
+    atomic_uint claim; /* enum cf__claim */
+    /* Written by the worker before it counts the call done: the octets of
+     * the outcome payload in data, or SENT_ON_SOCKET. */
+    uint32_t len;
+    unsigned char data[SLOT_DATA];
+};
+
+/* A worker's slots; slot number block * DEPTH + i is slots[i]. */
+struct block {
+    alignas(64) atomic_uint done; /* calls finished, counted by the worker */
+    struct slot slots[DEPTH];
+};
+
+struct shared {
+    /* The manager's sleeps, twice: odd while it is asleep in poll(). */
+    alignas(64) atomic_uint sleeps;
+    struct block blocks[]; /* [max_workers] */
+};
 
 /* ---- the pool --------------------------------------------------------- */
 
@@ -93,15 +129,16 @@ struct worker {
     int fd; /* -1 once closed */
     enum worker_state state;
     int nsent;    /* task frames sent, for max_tasks_per_child */
-    size_t block; /* its claim words: claims[block * DEPTH ...] */
+    size_t block; /* its slots: shared->blocks[block] */
     bool exited;  /* the server reported its end */
     int wstatus;
-    /* The calls sent and not answered, oldest first: ring[(head + i) %
-     * DEPTH] uses claim word block * DEPTH + (head + i) % DEPTH; NULL for a
-     * call revoked and sent elsewhere. */
+    /* The calls sent and not collected, oldest first: ring[(head + i) %
+     * DEPTH] uses slot (head + i) % DEPTH of the block; NULL for a call
+     * revoked and sent elsewhere, or answered on the socket. */
     cf_future *ring[DEPTH];
     unsigned head, count;
-    unsigned live; /* the non-NULL ones */
+    unsigned live;      /* the non-NULL ones */
+    unsigned collected; /* calls collected, to compare with block->done */
     struct stream in, out;
 };
 
@@ -123,7 +160,8 @@ struct process_pool {
     cf_value *initargs;
     size_t ninitargs;
     int wake[2];
-    atomic_uint *claims; /* max_workers * DEPTH words, shared with workers */
+    struct shared *shared; /* mapped before the server is forked */
+    size_t shared_size;
     pthread_t manager;
     bool joined; /* under join_lock */
     /* the manager thread's own */
@@ -232,26 +270,56 @@ static void stream_free(struct stream *s) {
 
 /* ---- the worker process ----------------------------------------------- */
 
-/* Sends one outcome; a PTR result becomes Python's pickling TypeError. */
-static void worker_send(struct cf__buf *b, enum cf__outcome kind,
-                        const cf_value *value, const cf_error *error) {
+static struct slot *slot_at(const struct process_pool *p, size_t slot) {
+    return &p->shared->blocks[slot / DEPTH].slots[slot % DEPTH];
+}
+
+/* Replaces b's contents with an outcome frame; a PTR result becomes
+ * Python's pickling TypeError, an outcome too large to encode a
+ * MemoryError. Exits if not even that can be said. */
+static void worker_encode(struct cf__buf *b, uint32_t slot,
+                          enum cf__outcome kind, const cf_value *value,
+                          const cf_error *error) {
     cf_error *own = NULL;
     if (kind == CF__OUT_VALUE && value->type == CF_TYPE_PTR) {
         own = cf__error_new(CF_RAISED, "TypeError", PICKLE_MESSAGE);
         kind = CF__OUT_ERROR;
         error = own ? own : &cf__nomem_error;
     }
-    cf_status st = cf__frame_outcome(b, kind, value, error);
+    cf_status st = cf__frame_outcome(b, slot, kind, value, error);
     if (st != CF_OK) {
         cf_error *e = cf__error_new(CF_RAISED, "MemoryError",
                                     "the result is too large to send");
-        st = cf__frame_outcome(b, CF__OUT_ERROR, NULL,
+        st = cf__frame_outcome(b, slot, CF__OUT_ERROR, NULL,
                                e ? e : &cf__nomem_error);
         cf__error_free(e);
     }
     cf__error_free(own);
-    if (st != CF_OK || !write_all(CHILD_FD, b->data, b->len))
-        _exit(0); /* the parent is gone, or nothing can be said */
+    if (st != CF_OK)
+        _exit(0);
+}
+
+/* Sends b's frame to the parent; exits if the parent is gone. */
+static void worker_write(const struct cf__buf *b) {
+    if (!write_all(CHILD_FD, b->data, b->len))
+        _exit(0);
+}
+
+/* Leaves the outcome of the call under `slot` in the slot if it fits,
+ * else sends it on the socket. */
+static void worker_answer(const struct process_pool *p, struct cf__buf *b,
+                          uint32_t slot, enum cf__outcome kind,
+                          const cf_value *value, const cf_error *error) {
+    struct slot *s = slot_at(p, slot);
+    worker_encode(b, slot, kind, value, error);
+    size_t len = b->len - CF__FRAME_HEADER;
+    if (len <= SLOT_DATA) {
+        memcpy(s->data, b->data + CF__FRAME_HEADER, len);
+        s->len = (uint32_t)len;
+    } else {
+        worker_write(b);
+        s->len = SENT_ON_SOCKET;
+    }
 }
 
 /* Runs the initializer; if it raises, says so and exits. */
@@ -265,15 +333,39 @@ static void worker_initialize(const struct process_pool *p,
     cf_value_free(&value);
     if (!error)
         return;
-    worker_send(out, CF__OUT_INIT_FAILED, NULL, error);
+    worker_encode(out, CF__NO_SLOT, CF__OUT_INIT_FAILED, NULL, error);
+    worker_write(out);
     _exit(INIT_FAILED_STATUS);
+}
+
+/* What a worker keeps between calls. */
+struct worker_self {
+    struct block *block; /* NULL until the first call names it */
+    unsigned done;       /* calls finished */
+    unsigned woke;       /* the manager's sleep it last woke it from */
+    struct cf__buf out;
+};
+
+/* Counts a call done; wakes the manager if it is asleep (and this worker
+ * has not woken it from this sleep yet). The count is stored before the
+ * sleep is read, and the manager marks its sleep before it reads the
+ * counts (all sequentially consistent), so one of them sees the other. */
+static void worker_count_done(const struct process_pool *p,
+                              struct worker_self *self) {
+    atomic_store(&self->block->done, ++self->done);
+    unsigned sleeps = atomic_load(&p->shared->sleeps);
+    if (sleeps % 2 == 1 && sleeps != self->woke) {
+        self->woke = sleeps;
+        worker_encode(&self->out, CF__NO_SLOT, CF__OUT_WAKE, NULL, NULL);
+        worker_write(&self->out);
+    }
 }
 
 /* Claims and runs one task frame, or skips it if the parent cancelled or
  * revoked it; exits if it does not decode (Python: unpickling failed in a
- * worker). */
+ * worker) or names a slot outside this worker's block. */
 static void worker_run(const struct process_pool *p, const void *payload,
-                       size_t len, struct cf__buf *out) {
+                       size_t len, struct worker_self *self) {
     uint32_t slot;
     cf_fn fn;
     cf_value *args, value;
@@ -282,24 +374,31 @@ static void worker_run(const struct process_pool *p, const void *payload,
     if (cf__parse_task(payload, len, &slot, &fn, &args, &nargs) != CF_OK ||
         slot >= p->max_workers * DEPTH)
         _exit(BAD_TASK_STATUS);
+    struct block *block = &p->shared->blocks[slot / DEPTH];
+    if (!self->block)
+        self->block = block;
+    if (block != self->block)
+        _exit(BAD_TASK_STATUS);
     unsigned queued = CF__CLAIM_QUEUED;
     if (atomic_compare_exchange_strong_explicit(
-            &p->claims[slot], &queued, CF__CLAIM_RUNNING, memory_order_acq_rel,
-            memory_order_acquire)) {
+            &slot_at(p, slot)->claim, &queued, CF__CLAIM_RUNNING,
+            memory_order_acq_rel, memory_order_acquire)) {
         cf__call_invoke(fn, args, nargs, &value, &error);
-        worker_send(out, error ? CF__OUT_ERROR : CF__OUT_VALUE, &value, error);
+        worker_answer(p, &self->out, slot,
+                      error ? CF__OUT_ERROR : CF__OUT_VALUE, &value, error);
         cf__error_free(error);
         cf_value_free(&value);
     } else {
-        worker_send(out, CF__OUT_SKIPPED, NULL, NULL);
+        worker_answer(p, &self->out, slot, CF__OUT_SKIPPED, NULL, NULL);
     }
     cf__values_free(args, nargs);
+    worker_count_done(p, self);
 }
 
 static _Noreturn void worker_main(const struct process_pool *p, int fd,
                                   pid_t server) {
     struct stream in = {0};
-    struct cf__buf out = {0};
+    struct worker_self self = {0};
     sigset_t none;
     keep_only(fd);
     signal(SIGCHLD, SIG_DFL);
@@ -308,12 +407,12 @@ static _Noreturn void worker_main(const struct process_pool *p, int fd,
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != server)
         _exit(0);
-    worker_initialize(p, &out);
+    worker_initialize(p, &self.out);
     for (int n = 0; p->max_tasks == 0 || n < p->max_tasks;) {
         const unsigned char *payload;
         size_t len, need;
         if (stream_frame(&in, &payload, &len, &need)) {
-            worker_run(p, payload, len, &out);
+            worker_run(p, payload, len, &self);
             n++;
         } else {
             ssize_t got = stream_read(&in, CHILD_FD, need);
@@ -496,7 +595,7 @@ static void wake(struct process_pool *p) {
 
 /* ---- workers' calls (manager thread) --------------------------------- */
 
-/* The claim word for the next call sent to w. */
+/* The slot for the next call sent to w. */
 static size_t next_slot(const struct worker *w) {
     return w->block * DEPTH + (w->head + w->count) % DEPTH;
 }
@@ -622,7 +721,7 @@ static bool push_call(struct process_pool *p, struct worker *w, cf_future *f,
                                      : "the call is too large");
         return true;
     }
-    if (fresh && !cf__future_set_claim(f, &p->claims[slot])) {
+    if (fresh && !cf__future_set_claim(f, &slot_at(p, slot)->claim)) {
         w->out.buf.len -= p->frame.len;
         cf_work_release(cf__future_work(f)); /* cancelled while queued */
         return true;
@@ -663,7 +762,7 @@ static bool steal(struct process_pool *p, struct worker *w) {
     for (unsigned k = 1; v && k < v->count; k++) {
         cf_future **at = ring_at(v, k);
         size_t slot = next_slot(w);
-        if (!*at || !cf__future_move_claim(*at, &p->claims[slot]))
+        if (!*at || !cf__future_move_claim(*at, &slot_at(p, slot)->claim))
             continue; /* moved already, cancelled, or claimed just now */
         cf_future *f = *at;
         *at = NULL;
@@ -764,6 +863,7 @@ static void add_worker(struct process_pool *p, pid_t pid, int fd) {
     while (p->blocks_used[w->block])
         w->block++; /* fewer than max_workers are in use */
     p->blocks_used[w->block] = true;
+    atomic_store(&p->shared->blocks[w->block].done, 0);
 }
 
 /* One message from the server; false when it is gone. */
@@ -834,14 +934,35 @@ static void read_server(struct process_pool *p) {
     }
 }
 
-/* A whole outcome frame from w: the outcome of the oldest call sent to
- * it. */
+/* Completes f, sent to w at ring position pos, with the outcome of kind
+ * (CF__OUT_VALUE, CF__OUT_ERROR or CF__OUT_SKIPPED for a cancelled one). */
+static void complete_call(struct worker *w, unsigned pos, cf_future *f,
+                          enum cf__outcome kind, cf_value *value,
+                          cf_error *error) {
+    w->ring[pos] = NULL;
+    w->live--;
+    if (kind != CF__OUT_SKIPPED &&
+        cf__future_finish(f, error ? NULL : value, error, NULL) != CF_OK) {
+        cf__error_free(error);
+        cf_value_free(value);
+    }
+    cf_work_release(cf__future_work(f));
+}
+
+/* Whether ring position pos of w holds a call sent and not collected. */
+static bool in_ring(const struct worker *w, size_t pos) {
+    return pos < DEPTH && (pos + DEPTH - w->head) % DEPTH < w->count;
+}
+
+/* A whole frame from w's socket: an outcome too large for its slot, the
+ * initializer's error, or a wake-up. */
 static void handle_frame(struct process_pool *p, struct worker *w,
                          const unsigned char *data, size_t len) {
+    uint32_t slot;
     enum cf__outcome kind;
     cf_value value;
     cf_error *error;
-    cf_status st = cf__parse_outcome(data, len, &kind, &value, &error);
+    cf_status st = cf__parse_outcome(data, len, &slot, &kind, &value, &error);
     if (st != CF_OK) {
         break_pool(p, "a reply from worker %d could not be %s", (int)w->pid,
                    st == CF_NOMEM ? "allocated" : "decoded");
@@ -853,43 +974,87 @@ static void handle_frame(struct process_pool *p, struct worker *w,
         cf__error_free(error);
         return; /* the worker exits: its death breaks the pool */
     }
-    cf_future *f = w->count ? *ring_at(w, 0) : NULL;
-    if (w->count && kind == CF__OUT_SKIPPED) {
-        w->head = (w->head + 1) % DEPTH;
-        w->count--;
-        if (f) {
-            w->live--;
-            cf_work_release(cf__future_work(f)); /* it was cancelled */
-        }
+    if (kind == CF__OUT_WAKE)
         return;
-    }
+    size_t pos = slot - w->block * DEPTH;
+    cf_future *f =
+        kind != CF__OUT_SKIPPED && in_ring(w, pos) ? w->ring[pos] : NULL;
     if (!f) {
         cf_value_free(&value);
         cf__error_free(error);
         break_pool(p, "worker %d sent a reply nobody asked for", (int)w->pid);
         return;
     }
-    w->head = (w->head + 1) % DEPTH;
-    w->count--;
-    w->live--;
-    if (cf__future_finish(f, error ? NULL : &value, error, NULL) != CF_OK) {
-        cf__error_free(error);
-        cf_value_free(&value);
-    }
-    cf_work_release(cf__future_work(f));
+    complete_call(w, (unsigned)pos, f, kind, &value, error);
 }
 
-/* Reads and handles what w sent; at EOF closes its socket. */
+/* Collects the outcomes w has counted done, oldest first, up to one whose
+ * frame on the socket has not been read yet. */
+static void collect(struct process_pool *p, struct worker *w) {
+    struct block *b = &p->shared->blocks[w->block];
+    unsigned done = atomic_load_explicit(&b->done, memory_order_acquire);
+    while (!p->finished && w->count && w->collected != done) {
+        unsigned pos = w->head;
+        const struct slot *s = &b->slots[pos];
+        cf_future *f = w->ring[pos];
+        if (f && s->len == SENT_ON_SOCKET)
+            return;
+        if (f) {
+            uint32_t slot;
+            enum cf__outcome kind;
+            cf_value value;
+            cf_error *error;
+            cf_status st = s->len > SLOT_DATA
+                               ? CF_EINVAL
+                               : cf__parse_outcome(s->data, s->len, &slot,
+                                                   &kind, &value, &error);
+            if (st == CF_OK &&
+                (slot != w->block * DEPTH + pos ||
+                 kind == CF__OUT_INIT_FAILED || kind == CF__OUT_WAKE)) {
+                cf_value_free(&value);
+                cf__error_free(error);
+                st = CF_EINVAL;
+            }
+            if (st != CF_OK) {
+                break_pool(p, "an outcome from worker %d could not be %s",
+                           (int)w->pid,
+                           st == CF_NOMEM ? "allocated" : "decoded");
+                return;
+            }
+            complete_call(w, pos, f, kind, &value, error);
+        }
+        w->head = (pos + 1) % DEPTH;
+        w->count--;
+        w->collected++;
+    }
+}
+
+/* Whether a worker has counted done a call not collected yet. */
+static bool outcomes_waiting(struct process_pool *p) {
+    for (size_t i = 0; i < p->nworkers; i++) {
+        const struct worker *w = &p->workers[i];
+        if (w->count &&
+            atomic_load(&p->shared->blocks[w->block].done) != w->collected)
+            return true;
+    }
+    return false;
+}
+
+/* Reads and handles what w sent; at EOF closes its socket. A read that
+ * leaves room in the buffer emptied the socket: what comes after it, the
+ * next poll() reports, so no read is spent just to hear EAGAIN. */
 static void read_worker(struct process_pool *p, struct worker *w) {
+    bool drained = false;
     for (;;) {
         const unsigned char *payload;
         size_t len, need;
         while (!p->finished && w->fd >= 0 &&
                stream_frame(&w->in, &payload, &len, &need))
             handle_frame(p, w, payload, len);
-        if (p->finished || w->fd < 0)
+        if (p->finished || w->fd < 0 || drained)
             return;
         ssize_t n = stream_read(&w->in, w->fd, need);
+        drained = n > 0 && w->in.buf.len < w->in.buf.cap;
         if (n < 0 && errno == EAGAIN)
             return;
         if (n < 0 && errno == ENOMEM) {
@@ -981,7 +1146,9 @@ static bool manager_may_sleep(struct process_pool *p) {
     return empty || !room;
 }
 
-/* Waits for something to happen and handles it. */
+/* Waits for something to happen and handles it: a worker's outcomes
+ * (collected from every worker, whichever woke the manager), its frames
+ * and its end, the server's messages, a submit. */
 static void manager_poll(struct process_pool *p) {
     size_t n = 0;
     p->pfds[n++] = (struct pollfd){p->wake[0], POLLIN, 0};
@@ -992,20 +1159,23 @@ static void manager_poll(struct process_pool *p) {
             p->pfds[n++] = (struct pollfd){
                 w->fd, POLLIN | (w->out.buf.len ? POLLOUT : 0), 0};
     }
+    atomic_fetch_add(&p->shared->sleeps, 1); /* asleep: workers wake it */
+    int timeout = outcomes_waiting(p) ? 0 : -1;
     pthread_mutex_unlock(&p->io_lock);
-    int ready = poll(p->pfds, n, -1);
+    int ready = poll(p->pfds, n, timeout);
     pthread_mutex_lock(&p->io_lock);
+    atomic_fetch_add(&p->shared->sleeps, 1);
     pthread_mutex_lock(&p->lock);
     p->sleeping = false;
     pthread_mutex_unlock(&p->lock);
     if (ready < 0)
         return;
-    if (p->pfds[0].revents) {
+    if (ready > 0 && p->pfds[0].revents) {
         char buf[64];
         while (read(p->wake[0], buf, sizeof buf) > 0)
             ;
     }
-    for (size_t k = 2; k < n && !p->finished; k++) {
+    for (size_t k = 2; k < n && ready > 0 && !p->finished; k++) {
         if (!p->pfds[k].revents)
             continue;
         for (size_t i = 0; i < p->nworkers; i++) {
@@ -1018,7 +1188,9 @@ static void manager_poll(struct process_pool *p) {
             break;
         }
     }
-    if (!p->finished && p->pfds[1].revents)
+    for (size_t i = 0; i < p->nworkers && !p->finished; i++)
+        collect(p, &p->workers[i]);
+    if (!p->finished && ready > 0 && p->pfds[1].revents)
         read_server(p);
     settle_workers(p);
 }
@@ -1143,8 +1315,8 @@ static void free_pool_memory(struct process_pool *p) {
     free(p->blocks_used);
     free(p->pfds);
     cf__buf_free(&p->frame);
-    if (p->claims)
-        munmap(p->claims, p->max_workers * DEPTH * sizeof *p->claims);
+    if (p->shared)
+        munmap(p->shared, p->shared_size);
     for (int i = 0; i < 2; i++)
         if (p->wake[i] >= 0)
             close(p->wake[i]);
@@ -1197,15 +1369,16 @@ static cf_status pool_prepare(struct process_pool *p,
     p->blocks_used = calloc(p->max_workers, sizeof *p->blocks_used);
     p->pfds = calloc(p->max_workers + 2, sizeof *p->pfds);
     if (!p->workers || !p->blocks_used || !p->pfds ||
-        p->max_workers > UINT32_MAX / DEPTH)
+        p->max_workers > UINT32_MAX / DEPTH - 1)
         return CF_NOMEM;
     /* mapped before the fork server is forked: every worker shares it */
-    void *claims =
-        mmap(NULL, p->max_workers * DEPTH * sizeof *p->claims,
-             PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (claims == MAP_FAILED)
+    p->shared_size =
+        sizeof *p->shared + p->max_workers * sizeof p->shared->blocks[0];
+    void *shared = mmap(NULL, p->shared_size, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED)
         return CF_NOMEM;
-    p->claims = claims;
+    p->shared = shared;
     if (pipe2(p->wake, O_NONBLOCK | O_CLOEXEC))
         return CF_EAGAIN;
     if (!o->initializer)
