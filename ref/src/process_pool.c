@@ -48,6 +48,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdalign.h>
 #include <stdio.h>
@@ -78,6 +79,10 @@
 #define SLOT_DATA 240
 /* A slot's len when its outcome went on the socket. */
 #define SENT_ON_SOCKET UINT32_MAX
+/* How long the manager stays awake, with nothing to do, before it sleeps:
+ * about a thread wake-up and a submit, so that the next call of a caller
+ * that submits as soon as it has a result finds it awake. */
+#define LINGER_NS 50000
 /* Octets read from a socket at a time. */
 #define READ_CHUNK 65536
 
@@ -152,10 +157,12 @@ struct process_pool {
     bool sleeping;    /* the manager polls with the queue empty: wake it */
     bool cancel_sent; /* shutdown(cancel_futures) waits for the manager */
     bool manager_gone;
+    atomic_uint events; /* submits and wake-ups, for a lingering manager */
     int start_state; /* 0 starting, 1 running, -1 the server did not start */
     /* set before the manager starts, read-only after */
     size_t max_workers;
     int max_tasks; /* 0: no limit */
+    bool lingers;  /* more than one processor: the manager lingers */
     cf_fn initializer;
     cf_value *initargs;
     size_t ninitargs;
@@ -589,6 +596,7 @@ static void stop_server(struct process_pool *p) {
 }
 
 static void wake(struct process_pool *p) {
+    atomic_fetch_add_explicit(&p->events, 1, memory_order_release);
     ssize_t r = write(p->wake[1], "w", 1); /* full: a wake-up is pending */
     (void)r;
 }
@@ -864,6 +872,9 @@ static void add_worker(struct process_pool *p, pid_t pid, int fd) {
         w->block++; /* fewer than max_workers are in use */
     p->blocks_used[w->block] = true;
     atomic_store(&p->shared->blocks[w->block].done, 0);
+    /* Up front, so that memory use does not depend on whether the worker
+     * ever wakes the manager (stream_read tries again on failure). */
+    stream_reserve(&w->in, READ_CHUNK);
 }
 
 /* One message from the server; false when it is gone. */
@@ -1132,24 +1143,57 @@ static void answer_cancel(struct process_pool *p) {
     pthread_mutex_unlock(&p->lock);
 }
 
+static long elapsed_ns(const struct timespec *since) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - since->tv_sec) * 1000000000L +
+           (t.tv_nsec - since->tv_nsec);
+}
+
+/* Before the manager sleeps: stays awake for up to LINGER_NS while
+ * nothing happens, giving the processor to anything else runnable. True
+ * if something did (a submit, a wake-up, an outcome). */
+static bool linger(struct process_pool *p) {
+    struct timespec start;
+    unsigned events = atomic_load_explicit(&p->events, memory_order_acquire);
+    if (!p->lingers)
+        return false;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (atomic_load_explicit(&p->events, memory_order_acquire) != events ||
+            outcomes_waiting(p))
+            return true;
+        if (elapsed_ns(&start) >= LINGER_NS)
+            return false;
+        sched_yield();
+    }
+}
+
 /* Whether to poll: not while calls wait and a worker has room for them
- * (a submit may have come after dispatch). With the queue empty, a submit
- * must wake the manager. */
-static bool manager_may_sleep(struct process_pool *p) {
+ * (a submit may have come after dispatch). *at_once: poll without waiting,
+ * for something happened while the manager lingered. A submit wakes a
+ * manager about to sleep with the queue empty. */
+static bool manager_may_sleep(struct process_pool *p, bool *at_once) {
     bool room = false;
     for (size_t i = 0; i < p->nworkers && !room; i++)
         room = can_take(&p->workers[i]);
     pthread_mutex_lock(&p->lock);
     bool empty = !p->queue.head;
-    p->sleeping = empty;
     pthread_mutex_unlock(&p->lock);
-    return empty || !room;
+    if (!empty && room)
+        return false;
+    *at_once = linger(p);
+    pthread_mutex_lock(&p->lock);
+    empty = !p->queue.head;
+    p->sleeping = empty && !*at_once;
+    pthread_mutex_unlock(&p->lock);
+    return *at_once || empty || !room;
 }
 
 /* Waits for something to happen and handles it: a worker's outcomes
  * (collected from every worker, whichever woke the manager), its frames
  * and its end, the server's messages, a submit. */
-static void manager_poll(struct process_pool *p) {
+static void manager_poll(struct process_pool *p, bool at_once) {
     size_t n = 0;
     p->pfds[n++] = (struct pollfd){p->wake[0], POLLIN, 0};
     p->pfds[n++] = (struct pollfd){p->server_fd, POLLIN, 0};
@@ -1159,12 +1203,16 @@ static void manager_poll(struct process_pool *p) {
             p->pfds[n++] = (struct pollfd){
                 w->fd, POLLIN | (w->out.buf.len ? POLLOUT : 0), 0};
     }
-    atomic_fetch_add(&p->shared->sleeps, 1); /* asleep: workers wake it */
-    int timeout = outcomes_waiting(p) ? 0 : -1;
+    int timeout = 0;
+    if (!at_once) {
+        atomic_fetch_add(&p->shared->sleeps, 1); /* asleep: workers wake it */
+        timeout = outcomes_waiting(p) ? 0 : -1;
+    }
     pthread_mutex_unlock(&p->io_lock);
     int ready = poll(p->pfds, n, timeout);
     pthread_mutex_lock(&p->io_lock);
-    atomic_fetch_add(&p->shared->sleeps, 1);
+    if (!at_once)
+        atomic_fetch_add(&p->shared->sleeps, 1);
     pthread_mutex_lock(&p->lock);
     p->sleeping = false;
     pthread_mutex_unlock(&p->lock);
@@ -1211,8 +1259,9 @@ static void *manager_main(void *arg) {
             request_workers(p);
         /* dispatch may have drained the queue (calls cancelled while
          * queued) and so finished a shutdown: never sleep past that */
-        if (!manager_done(p) && manager_may_sleep(p))
-            manager_poll(p);
+        bool at_once = false;
+        if (!manager_done(p) && manager_may_sleep(p, &at_once))
+            manager_poll(p, at_once);
     }
     pthread_mutex_unlock(&p->io_lock);
     current_pool = NULL;
@@ -1255,6 +1304,8 @@ static cf_status pool_submit(void *self, cf_work *work) {
         cf__queue_push(&p->queue, cf__work_future(work));
     bool sleeping = st == CF_OK && p->sleeping;
     pthread_mutex_unlock(&p->lock);
+    if (st == CF_OK)
+        atomic_fetch_add_explicit(&p->events, 1, memory_order_release);
     if (!sleeping)
         return st;
     if (current_pool != p && pthread_mutex_trylock(&p->io_lock) == 0) {
@@ -1364,6 +1415,7 @@ static cf_status pool_prepare(struct process_pool *p,
                          ? (size_t)(cpus > 0 ? cpus : 1)
                          : (size_t)o->max_workers;
     p->max_tasks = o->max_tasks_per_child > 0 ? o->max_tasks_per_child : 0;
+    p->lingers = cpus > 1;
     p->initializer = o->initializer;
     p->workers = calloc(p->max_workers, sizeof *p->workers);
     p->blocks_used = calloc(p->max_workers, sizeof *p->blocks_used);
