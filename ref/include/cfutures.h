@@ -726,6 +726,15 @@ const char *cf_current_thread_name(void);
  * never runs. cf_executor_shutdown with cancel_futures cancels these calls
  * too, and a pool that breaks fails them with CF_BROKEN.
  *
+ * How outcomes come back: a worker leaves each outcome in that shared
+ * memory (one larger than 240 octets encoded goes on its socket) and wakes
+ * the manager thread only if it sleeps. On a machine with more than one
+ * processor, the manager with nothing left to do stays awake for up to
+ * 50 µs before it sleeps, yielding the processor to any other runnable
+ * thread meanwhile, so that a caller who submits the next call as soon as
+ * it has a result finds it awake. That can cost up to 50 µs of processor
+ * time after each burst of activity.
+ *
  * Deliberate difference: a queued future stays PENDING, and cancellable,
  * until a worker really starts it; CPython marks up to max_workers + 1
  * queued futures RUNNING early.

@@ -31,6 +31,12 @@
  * it with a CF__OUT_WAKE frame (once per sleep). Sockets to workers are
  * non-blocking on the manager's side, so neither end can block the other.
  *
+ * Sleeping: with nothing to do, the manager first lingers for up to
+ * LINGER_NS, yielding the processor, while it watches for submits,
+ * wake-ups and outcomes (the events counter and the shared counts); a
+ * caller that submits as soon as it has a result then finds it awake, and
+ * a call costs two thread wake-ups, not three. Then it sleeps in poll().
+ *
  * Locks: pool->lock guards the queue, the shutdown, broken and sleeping
  * flags and the start-up and cancel handshakes; join_lock serialises
  * joiners of the manager thread and is never taken with pool->lock held.
@@ -1150,30 +1156,37 @@ static long elapsed_ns(const struct timespec *since) {
            (t.tv_nsec - since->tv_nsec);
 }
 
-/* Before the manager sleeps: stays awake for up to LINGER_NS while
- * nothing happens, giving the processor to anything else runnable. True
- * if something did (a submit, a wake-up, an outcome). */
-static bool linger(struct process_pool *p) {
-    struct timespec start;
-    unsigned events = atomic_load_explicit(&p->events, memory_order_acquire);
-    if (!p->lingers)
-        return false;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) {
-        if (atomic_load_explicit(&p->events, memory_order_acquire) != events ||
-            outcomes_waiting(p))
-            return true;
-        if (elapsed_ns(&start) >= LINGER_NS)
-            return false;
-        sched_yield();
-    }
+/* Whether something happened since the manager's loop read `events`: a
+ * submit or wake-up that dispatch and request_workers may have missed, or
+ * an outcome. */
+static bool news(struct process_pool *p, unsigned events) {
+    return atomic_load_explicit(&p->events, memory_order_acquire) != events ||
+           outcomes_waiting(p);
 }
 
-/* Whether to poll: not while calls wait and a worker has room for them
- * (a submit may have come after dispatch). *at_once: poll without waiting,
- * for something happened while the manager lingered. A submit wakes a
- * manager about to sleep with the queue empty. */
-static bool manager_may_sleep(struct process_pool *p, bool *at_once) {
+/* Before the manager sleeps: stays awake for up to LINGER_NS while
+ * nothing happens, giving the processor to anything else runnable. True
+ * if something did. */
+static bool linger(struct process_pool *p, unsigned events) {
+    struct timespec start;
+    if (news(p, events) || !p->lingers)
+        return news(p, events);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (elapsed_ns(&start) < LINGER_NS) {
+        sched_yield();
+        if (news(p, events))
+            return true;
+    }
+    return false;
+}
+
+/* Whether to poll: not while calls wait and a worker has room for them.
+ * *at_once: poll without waiting, for something happened since the loop
+ * read `events` (a submit after dispatch and request_workers ran must not
+ * be slept through). A submit wakes a manager about to sleep with the
+ * queue empty. */
+static bool manager_may_sleep(struct process_pool *p, unsigned events,
+                              bool *at_once) {
     bool room = false;
     for (size_t i = 0; i < p->nworkers && !room; i++)
         room = can_take(&p->workers[i]);
@@ -1182,9 +1195,13 @@ static bool manager_may_sleep(struct process_pool *p, bool *at_once) {
     pthread_mutex_unlock(&p->lock);
     if (!empty && room)
         return false;
-    *at_once = linger(p);
+    *at_once = linger(p, events);
     pthread_mutex_lock(&p->lock);
     empty = !p->queue.head;
+    /* a submit counts its event under the lock: seen here, or it sees
+     * sleeping */
+    *at_once = *at_once || atomic_load_explicit(
+                               &p->events, memory_order_relaxed) != events;
     p->sleeping = empty && !*at_once;
     pthread_mutex_unlock(&p->lock);
     return *at_once || empty || !room;
@@ -1253,6 +1270,8 @@ static void *manager_main(void *arg) {
     pthread_mutex_unlock(&p->lock);
     pthread_mutex_lock(&p->io_lock);
     while (st == CF_OK && !manager_done(p)) {
+        unsigned events =
+            atomic_load_explicit(&p->events, memory_order_acquire);
         answer_cancel(p);
         dispatch(p);
         if (!p->finished)
@@ -1260,7 +1279,7 @@ static void *manager_main(void *arg) {
         /* dispatch may have drained the queue (calls cancelled while
          * queued) and so finished a shutdown: never sleep past that */
         bool at_once = false;
-        if (!manager_done(p) && manager_may_sleep(p, &at_once))
+        if (!manager_done(p) && manager_may_sleep(p, events, &at_once))
             manager_poll(p, at_once);
     }
     pthread_mutex_unlock(&p->io_lock);
@@ -1302,10 +1321,10 @@ static cf_status pool_submit(void *self, cf_work *work) {
         st = p->broken ? CF_BROKEN : CF_SHUTDOWN;
     else
         cf__queue_push(&p->queue, cf__work_future(work));
-    bool sleeping = st == CF_OK && p->sleeping;
-    pthread_mutex_unlock(&p->lock);
     if (st == CF_OK)
         atomic_fetch_add_explicit(&p->events, 1, memory_order_release);
+    bool sleeping = st == CF_OK && p->sleeping;
+    pthread_mutex_unlock(&p->lock);
     if (!sleeping)
         return st;
     if (current_pool != p && pthread_mutex_trylock(&p->io_lock) == 0) {
