@@ -289,6 +289,46 @@ TEST(process_pool_raised_error) {
     ASSERT_OK(cf_executor_free(ex));
 }
 
+/* Outcomes of every size come back to the right futures, in order: small
+ * ones (left in memory shared with the worker) between large values and
+ * long error messages (over 240 octets encoded, sent on the worker's
+ * socket), through one worker with twice as many calls as it takes ahead.
+ * clause: process-pool.values-cross */
+TEST(process_pool_large_and_small_outcomes_in_order) {
+    enum { N = 64 };
+    cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
+    static char text[5000];
+    cf_value vals[N];
+    cf_future *fs[N];
+    memset(text, 'm', sizeof text - 1);
+    for (size_t i = 0; i < N; i++) {
+        if (i % 4 == 1) { /* a long message raised */
+            cf_value args[2] = {str_value("ValueError"),
+                                str_value(text + i * 50)};
+            ASSERT_OK(cf_submit(ex, task_raise_it, args, 2, &fs[i]));
+            cf_value_free(&args[0]);
+            cf_value_free(&args[1]);
+            vals[i] = cf_none();
+            continue;
+        }
+        if (i % 4 == 3) /* a large value */
+            ASSERT_OK(cf_value_bytes(&vals[i], text, 241 + i * 1000));
+        else
+            vals[i] = cf_int((int64_t)i);
+        ASSERT_OK(cf_submit(ex, task_echo, &vals[i], 1, &fs[i]));
+    }
+    for (size_t i = 0; i < N; i++) {
+        wait_done(fs[i]);
+        if (i % 4 == 1)
+            check_raised(fs[i], CF_RAISED, "ValueError", text + i * 50);
+        else
+            check_value(fs[i], &vals[i]);
+        cf_value_free(&vals[i]);
+    }
+    release_all(fs, N);
+    ASSERT_OK(cf_executor_free(ex));
+}
+
 /* A PTR argument or result fails that future with Python's pickling
  * TypeError, and the pool carries on. clause: process-pool.ptr-refused */
 TEST(process_pool_ptr_refused) {
@@ -590,6 +630,31 @@ TEST(process_pool_corrupt_reply_breaks_pool) {
     ASSERT_OK(cf_submit(ex, task_corrupt_reply, NULL, 0, &f));
     check_broken(f, "could not be decoded)");
     ASSERT_STATUS(cf_submit(ex, task_getpid, NULL, 0, &g), CF_BROKEN);
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_OK(cf_future_release(f));
+}
+
+/* Writes a well-formed outcome frame (ipc.c: u32 length, u32 slot, u8 kind
+ * 1 = value, u8 type 0 = None) for a slot no call was sent under, then
+ * waits to be killed. */
+static void task_unasked_reply(cf_call *call) {
+    static const unsigned char frame[] = {6,    0,    0,    0, 0xfe,
+                                          0xff, 0xff, 0xff, 1, 0};
+    (void)call;
+    if (write(3, frame, sizeof frame) != (ssize_t)sizeof frame)
+        _exit(98);
+    for (;;)
+        pause();
+}
+
+/* A reply that decodes but answers no call sent to that worker breaks the
+ * pool too: nothing it says can be trusted to belong to any future.
+ * clause: process-pool.corrupt-frame */
+TEST(process_pool_unasked_reply_breaks_pool) {
+    cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
+    cf_future *f;
+    ASSERT_OK(cf_submit(ex, task_unasked_reply, NULL, 0, &f));
+    check_broken(f, "sent a reply nobody asked for)");
     ASSERT_OK(cf_executor_free(ex));
     ASSERT_OK(cf_future_release(f));
 }
