@@ -297,7 +297,7 @@ TEST(process_pool_raised_error) {
 TEST(process_pool_large_and_small_outcomes_in_order) {
     enum { N = 64 };
     cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
-    static char text[5000];
+    static char text[5000]; /* > 241 + (N - 1) * 70 and (N - 1) * 50 */
     cf_value vals[N];
     cf_future *fs[N];
     memset(text, 'm', sizeof text - 1);
@@ -312,7 +312,7 @@ TEST(process_pool_large_and_small_outcomes_in_order) {
             continue;
         }
         if (i % 4 == 3) /* a large value */
-            ASSERT_OK(cf_value_bytes(&vals[i], text, 241 + i * 1000));
+            ASSERT_OK(cf_value_bytes(&vals[i], text, 241 + i * 70));
         else
             vals[i] = cf_int((int64_t)i);
         ASSERT_OK(cf_submit(ex, task_echo, &vals[i], 1, &fs[i]));
