@@ -609,54 +609,57 @@ TEST(process_pool_idle_worker_killed_breaks_pool) {
     ASSERT_EQ(count_fds(), fds);
 }
 
-/* Writes a frame that does not decode onto the worker's socket (which
- * process_pool.c keeps on descriptor 3), then waits to be killed: the
- * call stays running until the parent breaks the pool. */
-static void task_corrupt_reply(cf_call *call) {
-    static const unsigned char frame[] = {1, 0, 0, 0, 0x7f};
-    (void)call;
-    if (write(3, frame, sizeof frame) != (ssize_t)sizeof frame)
+/* Writes frame onto the worker's socket (which process_pool.c keeps on
+ * descriptor 3), then waits to be killed: the call stays running until the
+ * parent breaks the pool. */
+static void write_reply_then_wait(const unsigned char *frame, size_t len) {
+    if (write(3, frame, len) != (ssize_t)len)
         _exit(98);
     for (;;)
         pause();
 }
 
-/* A reply the parent cannot decode breaks the pool, as an unpicklable
- * result does in Python: the running call fails with the detail. clause:
- * process-pool.corrupt-frame */
-TEST(process_pool_corrupt_reply_breaks_pool) {
+/* A frame that does not decode. */
+static void task_corrupt_reply(cf_call *call) {
+    static const unsigned char frame[] = {1, 0, 0, 0, 0x7f};
+    (void)call;
+    write_reply_then_wait(frame, sizeof frame);
+}
+
+/* A well-formed outcome frame (ipc.c: u32 length, u32 slot, u8 kind 1 =
+ * value, u8 type 0 = None) for a slot no call was sent under. */
+static void task_unasked_reply(cf_call *call) {
+    static const unsigned char frame[] = {6,    0,    0,    0, 0xfe,
+                                          0xff, 0xff, 0xff, 1, 0};
+    (void)call;
+    write_reply_then_wait(frame, sizeof frame);
+}
+
+/* Runs task, whose worker sends a bad reply, on a pool of one: the running
+ * call fails with a broken-pool error ending in detail, and later submits
+ * are refused. */
+static void check_bad_reply_breaks(cf_fn task, const char *detail) {
     cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
     cf_future *f, *g;
-    ASSERT_OK(cf_submit(ex, task_corrupt_reply, NULL, 0, &f));
-    check_broken(f, "could not be decoded)");
+    ASSERT_OK(cf_submit(ex, task, NULL, 0, &f));
+    check_broken(f, detail);
     ASSERT_STATUS(cf_submit(ex, task_getpid, NULL, 0, &g), CF_BROKEN);
     ASSERT_OK(cf_executor_free(ex));
     ASSERT_OK(cf_future_release(f));
 }
 
-/* Writes a well-formed outcome frame (ipc.c: u32 length, u32 slot, u8 kind
- * 1 = value, u8 type 0 = None) for a slot no call was sent under, then
- * waits to be killed. */
-static void task_unasked_reply(cf_call *call) {
-    static const unsigned char frame[] = {6,    0,    0,    0, 0xfe,
-                                          0xff, 0xff, 0xff, 1, 0};
-    (void)call;
-    if (write(3, frame, sizeof frame) != (ssize_t)sizeof frame)
-        _exit(98);
-    for (;;)
-        pause();
+/* A reply the parent cannot decode breaks the pool, as an unpicklable
+ * result does in Python. clause: process-pool.corrupt-frame */
+TEST(process_pool_corrupt_reply_breaks_pool) {
+    check_bad_reply_breaks(task_corrupt_reply, "could not be decoded)");
 }
 
 /* A reply that decodes but answers no call sent to that worker breaks the
  * pool too: nothing it says can be trusted to belong to any future.
  * clause: process-pool.corrupt-frame */
 TEST(process_pool_unasked_reply_breaks_pool) {
-    cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
-    cf_future *f;
-    ASSERT_OK(cf_submit(ex, task_unasked_reply, NULL, 0, &f));
-    check_broken(f, "sent a reply nobody asked for)");
-    ASSERT_OK(cf_executor_free(ex));
-    ASSERT_OK(cf_future_release(f));
+    check_bad_reply_breaks(task_unasked_reply,
+                           "sent a reply nobody asked for)");
 }
 
 /* ---- the parent dying ----------------------------------------------------

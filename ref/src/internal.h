@@ -295,6 +295,9 @@ cf_status cf__encode_value(struct cf__buf *b, const cf_value *v);
 /* Decodes one value into *out (the caller's); CF_EINVAL for a malformed
  * one, CF_NOMEM. */
 cf_status cf__decode_value(struct cf__reader *r, cf_value *out);
+/* Decodes n values, which must be all that r holds, into a new array *out
+ * (the caller's, for cf__values_free); CF_EINVAL, CF_NOMEM. */
+cf_status cf__decode_values(struct cf__reader *r, size_t n, cf_value **out);
 /* Replaces b's contents with a whole frame (header included) for
  * fn(*args) under claim word `slot`; CF_EINVAL if an argument cannot be
  * encoded (a PTR). */

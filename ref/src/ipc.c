@@ -240,6 +240,24 @@ cf_status cf__decode_value(struct cf__reader *r, cf_value *out) {
     }
 }
 
+cf_status cf__decode_values(struct cf__reader *r, size_t n, cf_value **out) {
+    cf_value *v = calloc(n ? n : 1, sizeof *v);
+    if (!v)
+        return CF_NOMEM;
+    cf_status st = CF_OK;
+    size_t i;
+    for (i = 0; i < n && st == CF_OK; i++)
+        st = cf__decode_value(r, &v[i]);
+    if (st == CF_OK && r->at != r->end)
+        st = CF_EINVAL;
+    if (st != CF_OK) {
+        cf__values_free(v, i);
+        return st;
+    }
+    *out = v;
+    return CF_OK;
+}
+
 cf_status cf__parse_task(const void *payload, size_t len, uint32_t *slot,
                          cf_fn *fn, cf_value **args, size_t *nargs) {
     struct cf__reader r = {payload, (const unsigned char *)payload + len};
@@ -248,21 +266,10 @@ cf_status cf__parse_task(const void *payload, size_t len, uint32_t *slot,
         !read_le(&r, &n, 4) ||
         n > (uint64_t)(r.end - r.at)) /* each value takes an octet at least */
         return CF_EINVAL;
-    cf_value *v = calloc(n ? (size_t)n : 1, sizeof *v);
-    if (!v)
-        return CF_NOMEM;
-    cf_status st = CF_OK;
-    size_t i;
-    for (i = 0; i < n && st == CF_OK; i++)
-        st = cf__decode_value(&r, &v[i]);
-    if (st == CF_OK && r.at != r.end)
-        st = CF_EINVAL;
-    if (st != CF_OK) {
-        while (i > 0)
-            cf_value_free(&v[--i]);
-        free(v);
+    cf_value *v;
+    cf_status st = cf__decode_values(&r, (size_t)n, &v);
+    if (st != CF_OK)
         return st;
-    }
     *slot = (uint32_t)claim;
     *fn = (cf_fn)(uintptr_t)addr;
     *args = v;

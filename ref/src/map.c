@@ -224,21 +224,12 @@ static cf_status unpack(cf_map_iter *it, size_t i, const cf_value *v) {
         it->nitems - first < it->chunk ? it->nitems - first : it->chunk;
     if (v->type != CF_TYPE_BYTES)
         return CF_EINVAL;
-    cf_value *vals = calloc(len, sizeof *vals);
-    if (!vals)
-        return CF_NOMEM;
     const unsigned char *data = (const unsigned char *)v->as.buf.data;
     struct cf__reader r = {data, data + v->as.buf.len};
-    cf_status st = CF_OK;
-    size_t k;
-    for (k = 0; k < len && st == CF_OK; k++)
-        st = cf__decode_value(&r, &vals[k]);
-    if (st == CF_OK && r.at != r.end)
-        st = CF_EINVAL;
-    if (st != CF_OK) {
-        cf__values_free(vals, k);
+    cf_value *vals;
+    cf_status st = cf__decode_values(&r, len, &vals);
+    if (st != CF_OK)
         return st;
-    }
     it->vals = vals;
     it->nvals = len;
     it->nextval = 0;
