@@ -339,6 +339,68 @@ POOL_TEST(shutdown_free_waits_for_pending_calls) {
     check_call_waits_for_pending(&s, 1, 3);
 }
 
+/* ---- a callback that frees the executor during its shutdown ----------- */
+
+/* Calls queued behind the busy pool's running one: more than a process
+ * pool's worker takes ahead (32), so the last stays in the pool's queue
+ * and shutdown(cancel_futures) cancels it in the calling thread. */
+#define QUEUED_BEHIND 40
+
+/* What free_in_callback saw. */
+typedef struct freeing {
+    busy_pool *pool;
+    int calls;
+    cf_status freed;
+} freeing;
+
+/* A done callback that lets the running call finish, then frees the
+ * executor whose shutdown is cancelling this very future. */
+static cf_status free_in_callback(cf_future *f, void *ctx) {
+    freeing *fr = (freeing *)ctx;
+    (void)f;
+    fr->calls++;
+    gate_open(&fr->pool->proceed);
+    fr->freed = cf_executor_free(fr->pool->ex);
+    return CF_OK;
+}
+
+/* Shuts the busy pool down with cancel_futures while the last queued
+ * call's done callback frees it: both calls return CF_OK, the callback
+ * ran once, every call is done, and nothing is read after it is freed
+ * (AddressSanitizer checks that). */
+static void check_free_in_cancel_callback(bool wait) {
+    busy_pool b;
+    freeing fr = {&b, 0, CF_EINVAL};
+    cf_future *queued[QUEUED_BEHIND];
+    busy_pool_start(&b, 1);
+    for (int i = 0; i < QUEUED_BEHIND; i++)
+        queued[i] = submit_gated(b.ex, NULL, NULL, i);
+    ASSERT_OK(cf_future_add_done_callback(queued[QUEUED_BEHIND - 1],
+                                          free_in_callback, &fr));
+    ASSERT_OK(cf_executor_shutdown(b.ex, wait, true));
+    ASSERT_EQ(fr.calls, 1);
+    ASSERT_OK(fr.freed);
+    check_int_and_release(b.running, 1);
+    check_cancelled(queued[QUEUED_BEHIND - 1]);
+    for (int i = 0; i < QUEUED_BEHIND; i++)
+        ASSERT_TRUE(cf_future_done(queued[i]));
+    release_all(queued, QUEUED_BEHIND);
+    busy_pool_destroy(&b);
+}
+
+/* shutdown.callback-frees-executor: a done callback run by
+ * shutdown(wait, cancel_futures) may free the executor being shut down
+ * (the header lets a callback call any cfutures function). */
+POOL_TEST(shutdown_callback_frees_executor_during_waiting_shutdown) {
+    check_free_in_cancel_callback(true);
+}
+
+/* shutdown.callback-frees-executor: the same during a shutdown that does
+ * not wait. */
+POOL_TEST(shutdown_callback_frees_executor_during_nowait_shutdown) {
+    check_free_in_cancel_callback(false);
+}
+
 /* ---- process exit ------------------------------------------------------ */
 
 /* Reads one byte from fd within timeout; false on timeout or end of file. */

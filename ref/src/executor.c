@@ -5,7 +5,9 @@
  * Locks: registry_lock guards the list of live executors and each one's
  * `visited` mark; it is a leaf (no operation of an executor runs under it).
  * An executor is reference counted so that the exit handler can shut one
- * down, unlocked, while another thread frees it: the last release frees.
+ * down, unlocked, while another thread frees it, and so that a done
+ * callback run by a shutdown may free the executor: the last release
+ * frees.
  */
 #include "internal.h"
 
@@ -157,12 +159,18 @@ cf_status cf_submit(cf_executor *ex, cf_fn fn, const cf_value *args,
     return CF_OK;
 }
 
+/* Holds a reference across the executor's shutdown: a done callback it
+ * runs (of a call it cancels) may free the executor, and the last release,
+ * this one then, frees it once the shutdown is over. */
 cf_status cf_executor_shutdown(cf_executor *ex, bool wait,
                                bool cancel_futures) {
     if (!ex)
         return CF_EINVAL;
     atomic_store(&ex->shutdown, true);
-    return ex->ops->shutdown(ex->self, wait, cancel_futures);
+    atomic_fetch_add(&ex->refs, 1);
+    cf_status st = ex->ops->shutdown(ex->self, wait, cancel_futures);
+    executor_release(ex);
+    return st;
 }
 
 cf_status cf_executor_free(cf_executor *ex) {
