@@ -9,9 +9,11 @@
  * callback run by a shutdown may free the executor: the last release
  * frees.
  */
+#define _GNU_SOURCE /* gettid */
 #include "internal.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 struct cf_executor {
     const cf_executor_ops *ops;
@@ -81,6 +83,27 @@ static void after_fork_child(void) {
 static void registry_init(void) {
     atexit(wait_at_exit);
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+/* A main thread that ends with pthread_exit() leaves the process running
+ * until its last thread ends, and atexit handlers run only then; idle pool
+ * workers never end on their own. Python's main thread, ending, shuts the
+ * executors down with wait (threading's atexit hooks), so a key whose
+ * destructor runs when the main thread exits does the same here. */
+static pthread_key_t main_thread_key;
+
+static void main_thread_exited(void *unused) {
+    (void)unused;
+    wait_at_exit();
+}
+
+/* Runs as the library loads: in the main thread, unless the library is
+ * dlopen'ed by another thread (then pthread_exit from main is not seen). */
+__attribute__((constructor)) static void watch_main_thread(void) {
+    if (gettid() != getpid())
+        return;
+    if (pthread_key_create(&main_thread_key, main_thread_exited) == 0)
+        pthread_setspecific(main_thread_key, &main_thread_key);
 }
 
 cf_status cf_executor_new(const cf_executor_ops *ops, void *self,
