@@ -14,6 +14,7 @@
 #include "support.h"
 
 #include <float.h>
+#include <inttypes.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -321,6 +322,83 @@ TEST(future_set_running_after_set_is_invalid_state) {
     check_raised(raised, CF_RAISED, "ValueError", "bad");
     ASSERT_OK(cf_future_release(ok));
     ASSERT_OK(cf_future_release(raised));
+}
+
+/* What the log hook saw, and whether the future stayed usable from another
+ * thread while the hook ran (it would not be if a lock were held). */
+typedef struct log_capture {
+    cf_future *f;
+    int count;
+    cf_log_level level;
+    char message[256];
+    bool future_usable;
+} log_capture;
+
+typedef struct probe {
+    cf_future *f;
+    gate done;
+} probe;
+
+static void *probe_main(void *arg) {
+    probe *p = arg;
+    (void)cf_future_running(p->f); /* blocks if its stripe lock is held */
+    gate_open(&p->done);
+    return NULL;
+}
+
+static void capture_hook(cf_log_level level, const char *message, void *ctx) {
+    log_capture *c = ctx;
+    probe p = {.f = c->f};
+    pthread_t t;
+    c->count++;
+    c->level = level;
+    snprintf(c->message, sizeof c->message, "%s", message);
+    gate_init(&p.done);
+    ASSERT_EQ(pthread_create(&t, NULL, probe_main, &p), 0);
+    c->future_usable = gate_wait_for(&p.done, LONG);
+    if (!c->future_usable)
+        return; /* the probe is stuck: leave it its gate */
+    pthread_join(t, NULL);
+    gate_destroy(&p.done);
+}
+
+/* A set_running_or_notify_cancel in an unexpected state -- RUNNING,
+ * FINISHED (by value or by exception), or cancelled and already notified
+ * -- logs once at CF_LOG_CRITICAL "Future <id> in unexpected state:
+ * <STATE>" as CPython (id() is the address, in decimal; the state in
+ * CPython's spelling), with no lock held, before it returns
+ * CF_INVALID_STATE; the CF_OK and CF_CANCELLED answers log nothing.
+ * clause: future.set-running.unexpected-state-logged */
+TEST(future_set_running_in_unexpected_state_logs_critical) {
+    static const char *const states[] = {"RUNNING", "FINISHED", "FINISHED",
+                                         "CANCELLED_AND_NOTIFIED"};
+    cf_future *fs[4] = {pending_future(), pending_future(), pending_future(),
+                        pending_future()};
+    cf_value v = cf_int(1);
+    log_capture c = {0};
+    ASSERT_OK(cf_set_log_hook(capture_hook, &c));
+    ASSERT_OK(cf_future_set_running_or_notify_cancel(fs[0]));
+    ASSERT_OK(cf_future_set_result(fs[1], &v));
+    ASSERT_OK(cf_future_set_exception(fs[2], "ValueError", "v"));
+    ASSERT_TRUE(cf_future_cancel(fs[3]));
+    ASSERT_STATUS(cf_future_set_running_or_notify_cancel(fs[3]), CF_CANCELLED);
+    ASSERT_EQ(c.count, 0);
+    for (int k = 0; k < 4; k++) {
+        char want[128];
+        snprintf(want, sizeof want,
+                 "Future %" PRIuPTR " in unexpected state: %s",
+                 (uintptr_t)fs[k], states[k]);
+        c.f = fs[k];
+        c.future_usable = false;
+        ASSERT_STATUS(cf_future_set_running_or_notify_cancel(fs[k]),
+                      CF_INVALID_STATE);
+        ASSERT_EQ(c.count, k + 1);
+        ASSERT_EQ(c.level, CF_LOG_CRITICAL);
+        ASSERT_STREQ(c.message, want);
+        ASSERT_TRUE(c.future_usable);
+    }
+    ASSERT_OK(cf_set_log_hook(NULL, NULL));
+    release_all(fs, 4);
 }
 
 /* ---- set_result / set_exception ---------------------------------------- */

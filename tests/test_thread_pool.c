@@ -730,3 +730,189 @@ POOL_TEST(thread_pool_failing_initializer_logs_critical) {
     pthread_mutex_unlock(&logs.lock);
     broken_pool_free(&b);
 }
+
+/* ---- a task or initializer that ends its thread (pthread_exit) ---------- */
+
+/* Thread pool only, all of them: they are about a pool's worker threads,
+ * and pthread_exit ends one. (A process pool's calls run in worker
+ * processes, where a task ending its thread is a different matter.) Python's
+ * analogue is a task raising SystemExit: its future gets the exception and
+ * the pool goes on. */
+
+#define EXIT_MESSAGE "the task called pthread_exit"
+
+/* arg0: gate to open once started (or None), arg1: gate to wait on (or
+ * None), arg2: a str, there to be freed with the work. Ends its thread. */
+static void task_pthread_exit(cf_call *call) {
+    gate started, proceed;
+    if (gate_arg(call, 0, &started))
+        gate_open(&started);
+    if (gate_arg(call, 1, &proceed))
+        gate_wait(&proceed);
+    pthread_exit(NULL);
+}
+
+/* Submits task_pthread_exit(started, proceed, "..."); either gate may be
+ * NULL. */
+static cf_future *submit_exiting(cf_executor *ex, gate *started,
+                                 gate *proceed) {
+    cf_value args[3] = {started ? gate_value(started) : cf_none(),
+                        proceed ? gate_value(proceed) : cf_none(), cf_none()};
+    cf_future *f = NULL;
+    ASSERT_OK(cf_value_str(&args[2], "an argument the work frees"));
+    ASSERT_OK(cf_submit(ex, task_pthread_exit, args, 3, &f));
+    ASSERT_NOT_NULL(f);
+    cf_value_free(&args[2]);
+    return f;
+}
+
+/* Waits (LONG at most) for f to fail because its task ended its thread,
+ * then checks it. */
+static void check_exited_soon(cf_future *f) {
+    ASSERT_STATUS(cf_future_result(f, LONG, NULL), CF_RAISED);
+    check_raised(f, CF_RAISED, "SystemExit", EXIT_MESSAGE);
+}
+
+/* thread-pool.task-exit.fails-future: on a pool of one, a task that calls
+ * pthread_exit fails with CF_RAISED, SystemExit("the task called
+ * pthread_exit"); the call queued behind it still runs (on a new worker),
+ * so does a later submit, and cf_executor_free returns. */
+TEST(thread_pool_task_pthread_exit_fails_its_future) {
+    gate started, proceed;
+    gate_init(&started);
+    gate_init(&proceed);
+    cf_executor *ex = pool_new(1);
+    cf_future *exiting = submit_exiting(ex, &started, &proceed);
+    gate_wait(&started);
+    check_running(exiting);
+    cf_future *queued = submit_gated(ex, NULL, NULL, 7);
+    gate_open(&proceed);
+    check_exited_soon(exiting);
+    check_int_soon(queued, 7);
+    cf_future *later = submit_gated(ex, NULL, NULL, 8);
+    check_int_soon(later, 8);
+    ASSERT_OK(cf_executor_free(ex));
+    cf_future *fs[3] = {exiting, queued, later};
+    release_all(fs, 3);
+    gate_destroy(&started);
+    gate_destroy(&proceed);
+}
+
+/* thread-pool.task-exit.callbacks-once: the done callbacks of a future
+ * whose task called pthread_exit run exactly once each, with that future;
+ * one added after it failed runs at once. */
+TEST(thread_pool_task_pthread_exit_runs_callbacks_once) {
+    gate started, proceed;
+    counter c1 = {0}, c2 = {0}, c3 = {0};
+    gate_init(&started);
+    gate_init(&proceed);
+    cf_executor *ex = pool_new(1);
+    cf_future *f = submit_exiting(ex, &started, &proceed);
+    gate_wait(&started);
+    ASSERT_OK(cf_future_add_done_callback(f, count_cb, &c1));
+    ASSERT_OK(cf_future_add_done_callback(f, count_cb, &c2));
+    gate_open(&proceed);
+    check_exited_soon(f);
+    ASSERT_OK(cf_executor_free(ex)); /* joins the worker: its callbacks ran */
+    ASSERT_EQ(calls_of(&c1), 1);
+    ASSERT_EQ(calls_of(&c2), 1);
+    ASSERT_TRUE(c1.future == f && c2.future == f);
+    ASSERT_OK(cf_future_add_done_callback(f, count_cb, &c3));
+    ASSERT_EQ(calls_of(&c3), 1);
+    ASSERT_EQ(calls_of(&c1), 1);
+    ASSERT_OK(cf_future_release(f));
+    gate_destroy(&started);
+    gate_destroy(&proceed);
+}
+
+/* thread-pool.task-exit.workers-replaced: a worker whose task ended it does
+ * not count toward max_workers: on a pool of two, calls that exit and calls
+ * that return, one after the other, all finish as they should, and then the
+ * pool runs exactly two calls at once (no fewer, no more). */
+TEST(thread_pool_task_pthread_exit_workers_are_replaced) {
+    enum { N = 24 };
+    cf_future *fs[N];
+    cf_executor *ex = pool_new(2);
+    for (int i = 0; i < N; i++)
+        fs[i] = i % 3 ? submit_gated(ex, NULL, NULL, i)
+                      : submit_exiting(ex, NULL, NULL);
+    for (int i = 0; i < N; i++) {
+        if (i % 3)
+            check_int_soon(fs[i], i);
+        else
+            check_exited_soon(fs[i]);
+    }
+    release_all(fs, N);
+    check_saturation(ex, 2, 2); /* frees ex */
+}
+
+/* thread-pool.task-exit.after-shutdown: a task that calls pthread_exit
+ * after shutdown(wait=false) began still leaves its queued call to run, as
+ * shutdown promises; cf_executor_free then returns. */
+TEST(thread_pool_task_pthread_exit_after_shutdown_runs_queued) {
+    gate started, proceed;
+    gate_init(&started);
+    gate_init(&proceed);
+    cf_executor *ex = pool_new(1);
+    cf_future *exiting = submit_exiting(ex, &started, &proceed);
+    gate_wait(&started);
+    cf_future *queued = submit_gated(ex, NULL, NULL, 5);
+    ASSERT_OK(cf_executor_shutdown(ex, false, false));
+    gate_open(&proceed);
+    check_exited_soon(exiting);
+    check_int_soon(queued, 5);
+    ASSERT_OK(cf_executor_free(ex));
+    cf_future *fs[2] = {exiting, queued};
+    release_all(fs, 2);
+    gate_destroy(&started);
+    gate_destroy(&proceed);
+}
+
+/* An initializer: arg0 gate to wait on first (or None); then ends its
+ * thread. */
+static void init_pthread_exit(cf_call *call) {
+    gate go;
+    if (gate_arg(call, 0, &go))
+        gate_wait(&go);
+    pthread_exit(NULL);
+}
+
+/* thread-pool.initializer.pthread-exit-breaks: an initializer that calls
+ * pthread_exit fails as one that raises: the pool breaks (queued calls and
+ * later submits give CF_BROKEN, BrokenThreadPool), it logs once at
+ * CF_LOG_CRITICAL naming SystemExit, no call runs, and cf_executor_free
+ * returns. */
+TEST(thread_pool_initializer_pthread_exit_breaks_pool) {
+    gate go;
+    run_count runs;
+    cf_future *fs[3];
+    gate_init(&go);
+    run_count_init(&runs);
+    cf_value arg = run_count_value(&runs), initarg = gate_value(&go);
+    ASSERT_OK(cf_set_log_hook(log_capture, NULL));
+    cf_executor *ex = pool_with_initializer(1, init_pthread_exit, &initarg, 1);
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(cf_submit(ex, task_count, &arg, 1, &fs[i]));
+    gate_open(&go);
+    for (int i = 0; i < 3; i++)
+        ASSERT_STATUS(cf_future_result(fs[i], LONG, NULL), CF_BROKEN);
+    cf_future *later = (cf_future *)&go;
+    ASSERT_STATUS(cf_submit(ex, task_count, &arg, 1, &later), CF_BROKEN);
+    ASSERT_TRUE(later == (cf_future *)&go);
+    /* The log, once the worker is joined and before the checkers run (they
+     * provoke log lines of their own). */
+    ASSERT_OK(cf_executor_shutdown(ex, true, false));
+    pthread_mutex_lock(&logs.lock);
+    ASSERT_EQ(logs.critical, 1);
+    ASSERT_EQ(logs.error, 0);
+    ASSERT_NOT_NULL(strstr(logs.last, "SystemExit"));
+    pthread_mutex_unlock(&logs.lock);
+    ASSERT_OK(cf_set_log_hook(NULL, NULL));
+    for (int i = 0; i < 3; i++)
+        check_raised(fs[i], CF_BROKEN, "BrokenThreadPool", BROKEN_MESSAGE);
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_EQ(run_count_get(&runs), 0);
+    release_all(fs, 3);
+    run_count_destroy(&runs);
+    gate_destroy(&go);
+}

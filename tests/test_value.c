@@ -99,6 +99,40 @@ static void check_str_accepted_(const char *file, int line, const char *s) {
 }
 #define check_str_accepted(s) check_str_accepted_(__FILE__, __LINE__, s)
 
+/* A hand-made BYTES or STR owning a malloc'd copy of exactly len (> 0)
+ * octets of s and nothing after them, so that the ASan build catches a read
+ * at or past data[len]. cf_value_free frees it. */
+static cf_value hand_made(cf_type type, const char *s, size_t len) {
+    cf_value v = cf_none();
+    v.type = type;
+    v.as.buf.data = malloc(len);
+    ASSERT_NOT_NULL(v.as.buf.data);
+    memcpy(v.as.buf.data, s, len);
+    v.as.buf.len = len;
+    return v;
+}
+
+/* A hand-made BYTES or STR with NULL data and this length. */
+static cf_value no_data(cf_type type, size_t len) {
+    cf_value v = cf_none();
+    v.type = type;
+    v.as.buf.data = NULL;
+    v.as.buf.len = len;
+    return v;
+}
+
+/* Hand-made STRs that break the header's rule: not valid UTF-8 (a lead
+ * octet cut short at the very end, a stray octet, an overlong form, a
+ * surrogate), or a NUL inside the length. */
+static const struct {
+    const char *octets;
+    size_t len;
+} invalid_strs[] = {
+    {"ab\xf0", 3},   {"\xe2\x82", 2},     {"a\xff", 2},
+    {"\xc0\x80", 2}, {"\xed\xa0\x80", 3}, {"a\0b", 3},
+};
+#define NINVALID_STRS (sizeof invalid_strs / sizeof invalid_strs[0])
+
 /* ---- the value constructors that own nothing --------------------------- */
 
 /* cf_none() is None, and a zeroed cf_value is None too.
@@ -355,6 +389,49 @@ TEST(value_copy_rejects_null_and_unknown_type) {
     assert_sentinel(&out);
 }
 
+/* cf_value_copy rejects BYTES or STR whose data is NULL with a non-zero
+ * length (CF_EINVAL, out unwritten) instead of reading through NULL; NULL
+ * data with length 0 is empty, and the copy has its own terminated buffer.
+ * clause: value.copy.rejects-invalid */
+TEST(value_copy_rejects_null_data_with_len) {
+    cf_type types[] = {CF_TYPE_BYTES, CF_TYPE_STR};
+    for (size_t k = 0; k < 2; k++) {
+        cf_value bad = no_data(types[k], 5), empty = no_data(types[k], 0);
+        cf_value out = sentinel();
+        ASSERT_STATUS(cf_value_copy(&out, &bad), CF_EINVAL);
+        assert_sentinel(&out);
+        ASSERT_OK(cf_value_copy(&out, &empty));
+        ASSERT_EQ(out.type, types[k]);
+        ASSERT_EQ(out.as.buf.len, 0);
+        ASSERT_NOT_NULL(out.as.buf.data);
+        ASSERT_EQ(out.as.buf.data[0], '\0');
+        cf_value_free(&out);
+    }
+}
+
+/* cf_value_copy rejects a hand-made STR that is not valid UTF-8 or holds a
+ * NUL inside its length (what cf_value_str refuses) with CF_EINVAL, leaving
+ * out unwritten; a valid one with no terminator after its octets is copied
+ * with one.
+ * clause: value.copy.rejects-invalid */
+TEST(value_copy_rejects_invalid_str) {
+    for (size_t k = 0; k < NINVALID_STRS; k++) {
+        cf_value v = hand_made(CF_TYPE_STR, invalid_strs[k].octets,
+                               invalid_strs[k].len);
+        cf_value out = sentinel();
+        ASSERT_STATUS(cf_value_copy(&out, &v), CF_EINVAL);
+        assert_sentinel(&out);
+        cf_value_free(&v);
+    }
+    cf_value v = hand_made(CF_TYPE_STR, "d\xc3\xa9j\xc3\xa0", 6),
+             out = sentinel();
+    ASSERT_OK(cf_value_copy(&out, &v));
+    ASSERT_STREQ(out.as.buf.data, "d\xc3\xa9j\xc3\xa0");
+    ASSERT_TRUE(cf_value_equal(&out, &v));
+    cf_value_free(&v);
+    cf_value_free(&out);
+}
+
 /* ---- cf_value_free ------------------------------------------------------ */
 
 /* cf_value_free releases a STR or BYTES buffer and resets the value to None
@@ -494,6 +571,23 @@ TEST(value_equal_compares_buffers_fully) {
     cf_value *all[] = {&a, &b, &c, &d, &s, &t, &u, &x, &y};
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
         cf_value_free(all[k]);
+}
+
+/* cf_value_equal takes hand-made empty BYTES or STR with NULL data (a sound
+ * value, as cf_value_copy accepts it) as equal to any empty one of its type,
+ * without handing NULL to memcmp (the UBSan build checks).
+ * clause: value.equal.buffer-contents */
+TEST(value_equal_empty_buffers_without_data) {
+    cf_value eb = no_data(CF_TYPE_BYTES, 0), es = no_data(CF_TYPE_STR, 0);
+    cf_value b = cf_none(), s = cf_none();
+    ASSERT_OK(cf_value_bytes(&b, "", 0));
+    ASSERT_OK(cf_value_str(&s, ""));
+    ASSERT_TRUE(cf_value_equal(&eb, &b));
+    ASSERT_TRUE(cf_value_equal(&b, &eb));
+    ASSERT_TRUE(cf_value_equal(&es, &s));
+    ASSERT_FALSE(cf_value_equal(&eb, &es));
+    cf_value_free(&b);
+    cf_value_free(&s);
 }
 
 /* cf_value_equal with one NULL argument returns false instead of crashing.
@@ -729,6 +823,47 @@ TEST(value_repr_rejects_null_and_unknown_type) {
     ASSERT_EQ(cf_value_repr(&bad, buf, sizeof buf), -1);
     bad.type = (cf_type)-1;
     ASSERT_EQ(cf_value_repr(&bad, buf, sizeof buf), -1);
+}
+
+/* cf_value_repr returns -1 and writes nothing for a STR that is not valid
+ * UTF-8 or holds a NUL inside its length, and for BYTES or STR with NULL
+ * data and a non-zero length -- as cf_value_copy refuses them. It reads
+ * nothing at or past data[len] meanwhile (the octets are allocated exactly,
+ * with no terminator: the ASan build catches an overread).
+ * clause: value.repr.rejects-invalid */
+TEST(value_repr_rejects_invalid_buffers) {
+    char buf[64];
+    cf_value nulls[] = {no_data(CF_TYPE_BYTES, 4), no_data(CF_TYPE_STR, 4)};
+    for (size_t k = 0; k < NINVALID_STRS; k++) {
+        cf_value v = hand_made(CF_TYPE_STR, invalid_strs[k].octets,
+                               invalid_strs[k].len);
+        memset(buf, 'Z', sizeof buf);
+        ASSERT_EQ(cf_value_repr(&v, buf, sizeof buf), -1);
+        ASSERT_EQ(buf[0], 'Z');
+        ASSERT_EQ(cf_value_repr(&v, NULL, 0), -1);
+        cf_value_free(&v);
+    }
+    for (size_t k = 0; k < 2; k++) {
+        memset(buf, 'Z', sizeof buf);
+        ASSERT_EQ(cf_value_repr(&nulls[k], buf, sizeof buf), -1);
+        ASSERT_EQ(buf[0], 'Z');
+    }
+}
+
+/* cf_value_repr of a valid hand-made STR or BYTES reads only its len octets
+ * (none after them is needed, not even the terminator), and NULL data with
+ * length 0 is empty: b'' and ''.
+ * clause: value.repr.str */
+TEST(value_repr_reads_only_len_octets) {
+    cf_value s = hand_made(CF_TYPE_STR, "it's \xc3\xa9", 7);
+    cf_value b = hand_made(CF_TYPE_BYTES, "\xf0", 1);
+    cf_value eb = no_data(CF_TYPE_BYTES, 0), es = no_data(CF_TYPE_STR, 0);
+    check_repr(&s, "\"it's \xc3\xa9\"");
+    check_repr(&b, "b'\\xf0'");
+    check_repr(&eb, "b''");
+    check_repr(&es, "''");
+    cf_value_free(&s);
+    cf_value_free(&b);
 }
 
 /* ---- statuses ----------------------------------------------------------- */

@@ -137,7 +137,8 @@ typedef struct cf_value {
         int64_t i;
         double d;
         struct {
-            char *data; /* BYTES and STR; STR is also NUL-terminated */
+            char *data; /* BYTES and STR (NULL only when len is 0); a STR
+                         * is also NUL-terminated */
             size_t len; /* octets, without the terminating NUL */
         } buf;
         void *ptr;
@@ -197,8 +198,11 @@ cf_status cf_value_bytes(cf_value *out, const void *data, size_t len);
 
 /*
  * Deep-copies src into out (a new buffer for BYTES and STR).
- * Returns: CF_OK; CF_EINVAL if either is NULL or src has an unknown type;
- *          CF_NOMEM.
+ * Returns: CF_OK; CF_EINVAL if either is NULL, src has an unknown type,
+ *          src is BYTES or STR with NULL data and a non-zero len, or src is
+ *          a STR whose len octets are not valid UTF-8 or hold a NUL;
+ *          CF_NOMEM. Only data[0..len) is read (the copy gets its own
+ *          terminator); NULL data with len 0 is an empty value.
  * Thread-safety: any thread, as long as nobody frees src meanwhile.
  */
 cf_status cf_value_copy(cf_value *out, const cf_value *src);
@@ -221,8 +225,9 @@ bool cf_value_equal(const cf_value *a, const cf_value *b);
  * 7, 1.5, b'a\x00', 'text'. A str escapes the code points Python's
  * str.isprintable() rejects (Unicode 14, as Python 3.11). A PTR prints as
  * <pointer 0x...>.
- * Returns: the length the whole repr needs, as snprintf does; -1 if v is
- *          NULL or has an unknown type.
+ * Returns: the length the whole repr needs, as snprintf does; -1, writing
+ *          nothing, if v is NULL or is a value cf_value_copy refuses.
+ *          Nothing past data[len] is read.
  * Thread-safety: any thread.
  */
 int cf_value_repr(const cf_value *v, char *buf, size_t size);
@@ -389,7 +394,11 @@ cf_status cf_future_add_done_callback(cf_future *future, cf_done_callback fn,
  *          CF_INVALID_STATE when the future is RUNNING or FINISHED, or is
  *          cancelled and was already reported CF_CANCELLED once (each future
  *          answers CF_OK or CF_CANCELLED at most once), or after set_result /
- *          set_exception (Python raises RuntimeError there); CF_EINVAL.
+ *          set_exception (Python raises RuntimeError there); each
+ *          CF_INVALID_STATE is first logged at CF_LOG_CRITICAL, as Python
+ *          logs it: "Future <id> in unexpected state: <state>", id being the
+ *          future's address in decimal (Python's id()) and state RUNNING,
+ *          FINISHED or CANCELLED_AND_NOTIFIED; CF_EINVAL.
  */
 cf_status cf_future_set_running_or_notify_cancel(cf_future *future);
 
@@ -437,9 +446,19 @@ const cf_value *cf_arg(const cf_call *call, size_t i);
 
 /*
  * Sets the call's return value. Python: return value
- * value: moved into the call -- the call owns it whatever the status.
+ * value: moved into the call -- the call owns it whatever the status (a
+ *          refused value's buffer is freed).
  * Returns: CF_OK; CF_INVALID_STATE if the call already returned or raised
- *          (the first outcome stands); CF_EINVAL.
+ *          (the first outcome stands); CF_EINVAL for a NULL call, or for a
+ *          value cf_value_copy refuses: the call then raises TypeError, the
+ *          same on every executor, "cf_return: a value of unknown type N",
+ *          "cf_return: a str that is not valid UTF-8", "cf_return: a str
+ *          with a NUL inside", "cf_return: a str with a length but no data"
+ *          or "cf_return: bytes with a length but no data".
+ * A task that ends its thread (pthread_exit) after cf_return or cf_raise
+ * loses that outcome (it is freed); see the pools for what its future
+ * gets. In a process pool's worker, end a task by returning, never with
+ * exit() (which would run the program's atexit handlers in the worker).
  */
 cf_status cf_return(cf_call *call, cf_value value);
 
@@ -464,7 +483,16 @@ cf_status cf_raise(cf_call *call, const char *type, const char *fmt, ...)
  * of every executor not yet freed are done. The library registers an atexit
  * handler that shuts each live executor down with wait (from a thread of
  * the executor itself it skips the join it cannot do). After it starts,
- * cf_submit returns CF_SHUTDOWN.
+ * cf_submit returns CF_SHUTDOWN. A main thread that ends with
+ * pthread_exit() does the same as it ends (as Python's main thread ending
+ * shuts the executors down): the pending work finishes, the workers end,
+ * and so does the process once the program's own threads have; from then
+ * on cf_submit returns CF_SHUTDOWN in every thread. This is seen when the
+ * library is loaded by the main thread (linked, or dlopen'ed from main).
+ *
+ * Done callbacks and shutdown: a callback that cf_executor_shutdown runs
+ * (of a call it cancels) may free that very executor; the shutdown then
+ * returns normally and the executor is freed when it does.
  *
  * fork(): the library's own locks are made fork-safe, so a child may use
  * cfutures for the futures and executors it makes itself. Executors and
@@ -482,8 +510,8 @@ typedef struct cf_executor cf_executor;
  * out:     a new reference to the call's PENDING future.
  * Returns: CF_OK; CF_SHUTDOWN after shutdown (or once process exit began);
  *          CF_BROKEN if the executor is broken; CF_EAGAIN if no worker could
- *          be started; CF_NOMEM; CF_EINVAL (NULL ex, fn or out; a value of
- *          unknown type). On failure nothing was scheduled.
+ *          be started; CF_NOMEM; CF_EINVAL (NULL ex, fn or out; NULL args
+ *          with nargs > 0; an argument cf_value_copy refuses). On failure nothing was scheduled.
  * Thread-safety: any thread, including the executor's own workers. Does not
  *          wait for the call.
  */
@@ -633,7 +661,10 @@ typedef struct cf_thread_pool_options {
     /* Run once at the start of each worker thread, with initargs; if it
      * raises (cf_raise) the pool breaks: it logs CF_LOG_CRITICAL, every
      * queued call and every later submit fail with CF_BROKEN, error type
-     * "BrokenThreadPool". NULL for none. initargs are copied. */
+     * "BrokenThreadPool". An initializer that ends its thread
+     * (pthread_exit) counts as one that raises SystemExit("the initializer
+     * called pthread_exit"): the pool breaks the same way. NULL for none.
+     * initargs are copied. */
     cf_fn initializer;
     const cf_value *initargs;
     size_t ninitargs;
@@ -652,6 +683,17 @@ cf_status cf_thread_pool_options_init(cf_thread_pool_options *o);
  * A worker counts as idle from the moment its task returns (before anyone
  * can see the result), so a submit made after a result was seen reuses it;
  * the call then waits for that worker's done callbacks to finish.
+ * A task that ends its thread (pthread_exit) fails its future with
+ * CF_RAISED, error type "SystemExit", message "the task called
+ * pthread_exit" (Python: a task raising SystemExit); its done callbacks run
+ * once, on that thread as it exits. The exited thread no longer counts
+ * toward max_workers: if calls are queued that no idle worker will take, a
+ * new worker starts for them, even after shutdown, so every queued call
+ * still runs. Should no thread be able to start and none be left, the
+ * queued calls fail with RuntimeError("can't start new thread"). A done
+ * callback that ends its thread is logged at CF_LOG_CRITICAL; the callbacks
+ * after it never run (and that future's memory is lost). Exited threads are
+ * joined at shutdown.
  * options: borrowed; NULL means all defaults.
  * out:     owned by the caller (cf_executor_free).
  * Returns: CF_OK, CF_EINVAL (bad max_workers, initargs NULL with

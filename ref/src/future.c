@@ -11,6 +11,7 @@
  */
 #include "internal.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -259,10 +260,19 @@ bool cf_future_cancel(cf_future *f) {
     return true;
 }
 
+/* A state as CPython's _base.py spells it, where set_running_or_notify_cancel
+ * cannot go on: RUNNING, FINISHED, or cancelled and already notified. */
+static const char *unexpected_state_name(const cf_future *f) {
+    if (f->state == CF__RUNNING)
+        return "RUNNING";
+    return f->state == CF__FINISHED ? "FINISHED" : "CANCELLED_AND_NOTIFIED";
+}
+
 cf_status cf_future_set_running_or_notify_cancel(cf_future *f) {
     if (!cf__future_valid(f))
         return CF_EINVAL;
     cf_status st = CF_INVALID_STATE;
+    const char *state = NULL;
     struct stripe *s = lock_future(f);
     if (f->state == CF__PENDING) {
         f->state = CF__RUNNING;
@@ -272,8 +282,15 @@ cf_status cf_future_set_running_or_notify_cancel(cf_future *f) {
          * one-time notification is recorded. */
         f->notified = true;
         st = CF_CANCELLED;
+    } else {
+        state = unexpected_state_name(f);
     }
     unlock_stripe(s);
+    /* Logged as CPython does before it raises RuntimeError, unlocked (the
+     * hook may use the future); CPython's id() is the address. */
+    if (state)
+        cf__log(CF_LOG_CRITICAL, "Future %" PRIuPTR " in unexpected state: %s",
+                (uintptr_t)f, state);
     return st;
 }
 

@@ -48,6 +48,14 @@ void cf__error_free(cf_error *error);
 /* A Python type name: letters, digits, '_' and '.', not empty. */
 bool cf__type_name_valid(const char *type);
 
+/* ---- values (value.c) ------------------------------------------------- */
+
+/* What breaks the header's rules in a BYTES or STR value (NULL data with a
+ * length; a STR that is not UTF-8 or holds a NUL), as a phrase for a
+ * message; NULL for a sound one and for every other type. Reads only
+ * data[0, len). */
+const char *cf__buffer_fault(const cf_value *v);
+
 /* ---- the code points repr() escapes (unicode_table.c) ----------------- */
 
 struct cf__range {
@@ -290,7 +298,8 @@ enum cf__outcome {
 /* Appends len octets; CF_NOMEM. */
 cf_status cf__buf_put(struct cf__buf *b, const void *data, size_t len);
 void cf__buf_free(struct cf__buf *b);
-/* Appends one tagged value; CF_EINVAL for a PTR or an unknown type. */
+/* Appends one tagged value; CF_EINVAL for a PTR, an unknown type, or a
+ * BYTES/STR that cf__buffer_fault faults. */
 cf_status cf__encode_value(struct cf__buf *b, const cf_value *v);
 /* Decodes one value into *out (the caller's); CF_EINVAL for a malformed
  * one, CF_NOMEM. */

@@ -7,7 +7,8 @@
  * followed by:
  *   NONE: nothing; BOOL: 1 byte (0 or 1); INT: 8 bytes; DOUBLE: 8 bytes
  *   (IEEE 754 bits); BYTES, STR: an 8-byte length, then the octets (a STR
- *   is valid UTF-8 without NUL, checked again when decoded).
+ *   is valid UTF-8 without NUL, checked when encoded and again when
+ *   decoded).
  * PTR has no encoding: a raw pointer means nothing in another process.
  *
  * Payloads:
@@ -79,7 +80,11 @@ static cf_status put_text(struct cf__buf *b, const char *s) {
 
 cf_status cf__encode_value(struct cf__buf *b, const cf_value *v) {
     cf_status st;
-    if (v->type == CF_TYPE_PTR || (unsigned)v->type > CF_TYPE_PTR)
+    /* A malformed STR or BYTES is refused here too, not only by
+     * cf_value_copy and cf_return: the worker could not decode it and
+     * would exit, breaking the whole pool. */
+    if (v->type == CF_TYPE_PTR || (unsigned)v->type > CF_TYPE_PTR ||
+        cf__buffer_fault(v))
         return CF_EINVAL;
     st = put_u8(b, (unsigned)v->type);
     if (st != CF_OK)

@@ -14,6 +14,15 @@
  * is seen reuses that worker instead of starting a thread. Submit starts a
  * new thread only while the queue holds more calls than there are idle
  * workers to take them.
+ *
+ * A thread that ends itself (pthread_exit in a task, a done callback or the
+ * initializer) unwinds through a cleanup handler pushed around the call,
+ * which does what Python does with a SystemExit there: the task's future
+ * fails with SystemExit, an initializer's breaks the pool. The thread then
+ * stops counting toward max_workers, and if queued calls are left that no
+ * idle worker will take, a new worker starts for them (even after
+ * shutdown, which promises to run them). Exited threads stay in the table
+ * until shutdown joins them.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -25,6 +34,13 @@
 
 #define BROKEN_MESSAGE                                                        \
     "A thread initializer failed, the thread pool is not usable anymore"
+/* A thread that ends itself: Python's SystemExit. */
+#define EXIT_TYPE "SystemExit"
+#define TASK_EXIT_MESSAGE "the task called pthread_exit"
+#define INIT_EXIT_MESSAGE "the initializer called pthread_exit"
+/* The queued calls when a worker exits and no thread can start to take
+ * them (Python's RuntimeError from Thread.start). */
+#define NO_THREAD_MESSAGE "can't start new thread"
 
 struct worker {
     pthread_t tid;
@@ -37,8 +53,9 @@ struct thread_pool {
     pthread_mutex_t join_lock;
     struct cf__queue queue;
     size_t idle;
+    size_t live; /* workers still taking calls: at most max_workers */
     size_t max_workers;
-    struct worker *workers;
+    struct worker *workers; /* every thread started, until joined */
     size_t nworkers, cap;
     bool shutdown, broken;
     char *prefix;
@@ -58,6 +75,69 @@ const char *cf_current_thread_name(void) {
 
 /* ---- workers ---------------------------------------------------------- */
 
+static cf_status start_worker_locked(struct thread_pool *p);
+
+/* Fails every work of a list linked by queue_next (callbacks run here). */
+static void fail_all(cf_future *list, cf_status status, const char *type,
+                     const char *message) {
+    for (cf_future *f = list, *next; f; f = next) {
+        next = f->queue_next;
+        cf_work_fail(cf__future_work(f), status, type, message);
+    }
+}
+
+/* Breaks the pool (Python's BrokenThreadPool): the queued calls fail, and
+ * so does every later submit. */
+static void break_pool(struct thread_pool *p) {
+    pthread_mutex_lock(&p->lock);
+    p->broken = true;
+    cf_future *all = cf__queue_take_all(&p->queue);
+    pthread_mutex_unlock(&p->lock);
+    fail_all(all, CF_BROKEN, "BrokenThreadPool", BROKEN_MESSAGE);
+}
+
+/* With the lock held: starts a worker if calls are queued that no idle
+ * worker will take and the pool has room for one. */
+static void start_if_needed_locked(struct thread_pool *p) {
+    if (p->queue.len > p->idle && p->live < p->max_workers &&
+        start_worker_locked(p) == CF_OK)
+        pthread_cond_signal(&p->work_cond);
+}
+
+/*
+ * The calling worker leaves for good, by returning or by pthread_exit: it
+ * no longer counts toward max_workers. Calls still queued that no idle
+ * worker will take get a new worker, even after shutdown (which waits for
+ * them; join_workers joins the newcomer too) but not in a broken pool; if
+ * none can start and no worker is left, nobody would ever run them, so
+ * they fail. Then the thread's name goes.
+ */
+static void worker_leaves(struct thread_pool *p) {
+    cf_future *stranded = NULL;
+    pthread_mutex_lock(&p->lock);
+    p->live--;
+    if (!p->broken) {
+        start_if_needed_locked(p);
+        if (p->live == 0)
+            stranded = cf__queue_take_all(&p->queue);
+    }
+    pthread_mutex_unlock(&p->lock);
+    fail_all(stranded, CF_RAISED, "RuntimeError", NO_THREAD_MESSAGE);
+    free(current_name);
+    current_name = NULL;
+    current_pool = NULL;
+}
+
+/* Cleanup handler: the initializer ended its thread. As Python with an
+ * initializer that raises SystemExit: logged, and the pool breaks. */
+static void initializer_exited(void *arg) {
+    struct thread_pool *p = arg;
+    cf__log(CF_LOG_CRITICAL, "Exception in initializer: %s: %s", EXIT_TYPE,
+            INIT_EXIT_MESSAGE);
+    break_pool(p);
+    worker_leaves(p);
+}
+
 /* Runs the initializer; on failure breaks the pool (Python's
  * BrokenThreadPool) and returns false. */
 static bool initialize(struct thread_pool *p) {
@@ -65,31 +145,26 @@ static bool initialize(struct thread_pool *p) {
     cf_error *error;
     if (!p->initializer)
         return true;
+    /* The push and pop are macros that open and close one block. */
+    pthread_cleanup_push(initializer_exited, p);
     cf__call_invoke(p->initializer, p->initargs, p->ninitargs, &value, &error);
+    pthread_cleanup_pop(0);
     cf_value_free(&value);
     if (!error)
         return true;
     cf__log(CF_LOG_CRITICAL, "Exception in initializer: %s: %s",
             cf_error_type(error), cf_error_message(error));
     cf__error_free(error);
-    pthread_mutex_lock(&p->lock);
-    p->broken = true;
-    cf_future *all = cf__queue_take_all(&p->queue);
-    pthread_mutex_unlock(&p->lock);
-    for (cf_future *f = all, *next; f; f = next) {
-        next = f->queue_next;
-        cf_work_fail(cf__future_work(f), CF_BROKEN, "BrokenThreadPool",
-                     BROKEN_MESSAGE);
-    }
+    break_pool(p);
     return false;
 }
 
-static cf_status start_worker_locked(struct thread_pool *p);
-
-/* A worker finishing a call, as its run hooks see it. */
+/* A worker running a call, as its run hooks and its exit handler see it. */
 struct finishing {
     struct thread_pool *pool;
+    cf_future *future;
     bool counted_idle;
+    bool in_callbacks; /* count_busy ran: the done callbacks are running */
 };
 
 /* The task has returned: the worker is available before anyone can see the
@@ -112,17 +187,73 @@ static void count_busy(void *arg) {
     pthread_mutex_lock(&p->lock);
     p->idle--;
     fin->counted_idle = false;
-    if (!p->shutdown && p->queue.len > p->idle &&
-        p->nworkers < p->max_workers && start_worker_locked(p) == CF_OK)
-        pthread_cond_signal(&p->work_cond);
+    fin->in_callbacks = true;
+    if (!p->shutdown)
+        start_if_needed_locked(p);
     pthread_mutex_unlock(&p->lock);
+}
+
+/* The done callbacks of a call whose task ended its thread are about to run
+ * on it: as count_busy, the thread still being busy. */
+static void exiting_busy(void *arg) {
+    struct thread_pool *p = arg;
+    pthread_mutex_lock(&p->lock);
+    if (!p->shutdown)
+        start_if_needed_locked(p);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * Cleanup handler: the task, or one of its done callbacks, ended the thread
+ * (pthread_exit). No cfutures lock is held: user code runs unlocked. The run
+ * hooks may not have run (the task itself exited) or may have run both (a
+ * callback exited). As Python's _WorkItem.run with a SystemExit, the future
+ * fails with it and its callbacks run here; the work is ended; the thread
+ * leaves the pool, which replaces it if calls are waiting.
+ */
+static void task_exited(void *arg) {
+    struct finishing *fin = arg;
+    struct thread_pool *p = fin->pool;
+    cf_future *f = fin->future;
+    if (fin->counted_idle) {
+        pthread_mutex_lock(&p->lock);
+        p->idle--;
+        fin->counted_idle = false;
+        pthread_mutex_unlock(&p->lock);
+    }
+    if (fin->in_callbacks) {
+        /* The future is done; its callbacks not yet run never will be. */
+        cf__log(CF_LOG_CRITICAL,
+                "Exception in worker: %s: a done callback called pthread_exit",
+                EXIT_TYPE);
+    } else {
+        cf_error *e = cf__error_new(CF_RAISED, EXIT_TYPE, TASK_EXIT_MESSAGE);
+        struct cf__run_hooks hooks = {NULL, exiting_busy, p};
+        if (cf__future_finish(f, NULL, e ? e : &cf__nomem_error, &hooks) !=
+            CF_OK)
+            cf__error_free(e); /* someone else finished it first */
+    }
+    cf_work_release(cf__future_work(f)); /* the future is done by now */
+    worker_leaves(p);
+}
+
+/* Runs fin's call; if the thread ends inside it, task_exited finishes up.
+ * (Its own function, so that no local of the caller is live across the
+ * setjmp that pthread_cleanup_push may hide.) */
+static void run_task(struct finishing *fin) {
+    struct cf__run_hooks hooks = {count_idle, count_busy, fin};
+    pthread_cleanup_push(task_exited, fin);
+    cf__work_run_hooked(cf__future_work(fin->future), &hooks);
+    pthread_cleanup_pop(0);
 }
 
 static void *worker_main(void *arg) {
     struct thread_pool *p = arg;
     current_pool = p;
-    if (!initialize(p))
-        goto out;
+    if (!initialize(p)) {
+        worker_leaves(p);
+        return NULL;
+    }
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->queue.head && !p->shutdown) {
@@ -132,20 +263,15 @@ static void *worker_main(void *arg) {
         }
         if (!p->queue.head)
             break; /* shut down and drained */
-        cf_future *f = cf__queue_pop(&p->queue);
+        struct finishing fin = {p, cf__queue_pop(&p->queue), false, false};
         pthread_mutex_unlock(&p->lock);
-        struct finishing fin = {p, false};
-        struct cf__run_hooks hooks = {count_idle, count_busy, &fin};
-        cf__work_run_hooked(cf__future_work(f), &hooks);
+        run_task(&fin);
         pthread_mutex_lock(&p->lock);
         if (fin.counted_idle)
             p->idle--;
     }
     pthread_mutex_unlock(&p->lock);
-out:
-    free(current_name);
-    current_name = NULL;
-    current_pool = NULL;
+    worker_leaves(p);
     return NULL;
 }
 
@@ -192,6 +318,7 @@ static cf_status start_worker_locked(struct thread_pool *p) {
     }
     w->joined = false;
     p->nworkers++;
+    p->live++;
     return CF_OK;
 }
 
@@ -206,9 +333,9 @@ static cf_status pool_submit(void *self, cf_work *work) {
         goto out_unlock;
     }
     cf__queue_push(&p->queue, cf__work_future(work));
-    if (p->queue.len > p->idle && p->nworkers < p->max_workers) {
+    if (p->queue.len > p->idle && p->live < p->max_workers) {
         st = start_worker_locked(p);
-        if (st != CF_OK && p->nworkers > 0)
+        if (st != CF_OK && p->live > 0)
             st = CF_OK; /* a running worker will get to it */
         if (st != CF_OK) {
             cf__queue_take_all(&p->queue); /* it was the only queued call */
@@ -222,16 +349,23 @@ out_unlock:
 }
 
 /* Joins every worker; called after shutdown, by a thread that is not one
- * of them. */
+ * of them. A worker leaving by pthread_exit may start another even after
+ * shutdown (worker_leaves), always before it ends, so the table (which
+ * start_worker_locked may move) is read again, locked, after each join. */
 static void join_workers(struct thread_pool *p) {
     pthread_mutex_lock(&p->join_lock);
-    pthread_mutex_lock(&p->lock);
-    size_t n = p->nworkers; /* no thread starts after shutdown */
-    pthread_mutex_unlock(&p->lock);
-    for (size_t i = 0; i < n; i++) {
-        struct worker *w = &p->workers[i];
-        if (!w->joined)
-            w->joined = pthread_join(w->tid, NULL) == 0;
+    for (size_t i = 0;; i++) {
+        pthread_mutex_lock(&p->lock);
+        bool more = i < p->nworkers, joined = more && p->workers[i].joined;
+        pthread_t tid = more ? p->workers[i].tid : pthread_self();
+        pthread_mutex_unlock(&p->lock);
+        if (!more)
+            break;
+        if (joined || pthread_join(tid, NULL) != 0)
+            continue;
+        pthread_mutex_lock(&p->lock);
+        p->workers[i].joined = true;
+        pthread_mutex_unlock(&p->lock);
     }
     pthread_mutex_unlock(&p->join_lock);
 }

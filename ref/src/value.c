@@ -106,8 +106,33 @@ static bool type_known(cf_type t) {
     return (unsigned)t <= (unsigned)CF_TYPE_PTR;
 }
 
+/* What breaks the header's rules in a hand-made BYTES or STR, as a phrase
+ * for a message; NULL for a sound one and for every other type. Reads only
+ * data[0, len): a STR is checked without relying on its terminator. */
+const char *cf__buffer_fault(const cf_value *v) {
+    if (v->type != CF_TYPE_BYTES && v->type != CF_TYPE_STR)
+        return NULL;
+    const unsigned char *data = (const unsigned char *)v->as.buf.data;
+    size_t len = v->as.buf.len;
+    bool str = v->type == CF_TYPE_STR;
+    if (!len)
+        return NULL; /* data may be NULL then */
+    if (!data)
+        return str ? "a str with a length but no data"
+                   : "bytes with a length but no data";
+    if (!str)
+        return NULL;
+    if (memchr(data, '\0', len))
+        return "a str with a NUL inside";
+    return utf8_valid(data, len) ? NULL : "a str that is not valid UTF-8";
+}
+
+static bool value_sound(const cf_value *v) {
+    return type_known(v->type) && !cf__buffer_fault(v);
+}
+
 cf_status cf_value_copy(cf_value *out, const cf_value *src) {
-    if (!out || !src || !type_known(src->type))
+    if (!out || !src || !value_sound(src))
         return CF_EINVAL;
     if (src->type == CF_TYPE_BYTES || src->type == CF_TYPE_STR)
         return make_buffer(out, src->type, src->as.buf.data, src->as.buf.len);
@@ -138,7 +163,8 @@ bool cf_value_equal(const cf_value *a, const cf_value *b) {
     case CF_TYPE_BYTES:
     case CF_TYPE_STR:
         return a->as.buf.len == b->as.buf.len &&
-               memcmp(a->as.buf.data, b->as.buf.data, a->as.buf.len) == 0;
+               (!a->as.buf.len || /* data may be NULL then */
+                memcmp(a->as.buf.data, b->as.buf.data, a->as.buf.len) == 0);
     case CF_TYPE_PTR:
         return a->as.ptr == b->as.ptr;
     }
@@ -224,6 +250,8 @@ static void repr_double(struct writer *w, double d) {
 
 /* Python's quoting: single quotes unless the text has ' and no ". */
 static char pick_quote(const char *s, size_t n) {
+    if (!n)
+        return '\''; /* s may be NULL then */
     bool single = memchr(s, '\'', n) != NULL;
     bool dbl = memchr(s, '"', n) != NULL;
     return single && !dbl ? '"' : '\'';
@@ -263,7 +291,7 @@ static bool printable(uint32_t cp) {
     return true;
 }
 
-/* Decodes one code point of valid UTF-8 (a str is validated when made). */
+/* Decodes one code point of valid UTF-8 (cf_value_repr checks first). */
 static uint32_t decode_utf8(const unsigned char *s, size_t *len) {
     unsigned c = s[0];
     *len = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
@@ -308,7 +336,7 @@ static void repr_bytes(struct writer *w, const char *s, size_t n) {
 int cf_value_repr(const cf_value *v, char *buf, size_t size) {
     struct writer w = {buf, buf ? size : 0, 0};
     char tmp[64];
-    if (!v || !type_known(v->type))
+    if (!v || !value_sound(v))
         return -1;
     switch (v->type) {
     case CF_TYPE_NONE:

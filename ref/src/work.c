@@ -27,14 +27,32 @@ const cf_value *cf_arg(const cf_call *call, size_t i) {
     return call && i < call->nargs ? &call->args[i] : NULL;
 }
 
+/* CF_OK for a value a pool can hand back. Otherwise the call raises
+ * TypeError, decided here in the task's own thread (or worker process) so
+ * that every pool gives the same outcome, and CF_EINVAL. */
+static cf_status check_returned(cf_call *call, const cf_value *value) {
+    const char *fault = cf__buffer_fault(value);
+    if ((unsigned)value->type > CF_TYPE_PTR)
+        cf_raise(call, "TypeError", "cf_return: a value of unknown type %d",
+                 (int)value->type);
+    else if (fault)
+        cf_raise(call, "TypeError", "cf_return: %s", fault);
+    else
+        return CF_OK;
+    return CF_EINVAL;
+}
+
 cf_status cf_return(cf_call *call, cf_value value) {
-    if (!call) {
-        cf_value_free(&value);
-        return CF_EINVAL;
-    }
-    if (call->has_outcome) {
-        cf_value_free(&value);
-        return CF_INVALID_STATE;
+    cf_status st;
+    if (!call)
+        st = CF_EINVAL;
+    else if (call->has_outcome)
+        st = CF_INVALID_STATE;
+    else
+        st = check_returned(call, &value);
+    if (st != CF_OK) {
+        cf_value_free(&value); /* a buffer's, if any; nothing else is known */
+        return st;
     }
     call->value = value;
     call->has_outcome = true;
@@ -87,10 +105,26 @@ static void work_end(cf_future *f) {
     cf_future_release(f);
 }
 
+/* Cleanup handler: the task ended its thread (pthread_exit) after
+ * cf_return or cf_raise; nobody will read that outcome. */
+static void discard_outcome(void *arg) {
+    cf_call *call = arg;
+    cf_value_free(&call->value);
+    cf__error_free(call->error);
+}
+
+/* Its own function, so that no local of the caller is live across the
+ * setjmp that pthread_cleanup_push may hide. */
+static void invoke(cf_fn fn, cf_call *call) {
+    pthread_cleanup_push(discard_outcome, call);
+    fn(call);
+    pthread_cleanup_pop(0);
+}
+
 cf_status cf__call_invoke(cf_fn fn, const cf_value *args, size_t nargs,
                           cf_value *value, cf_error **error) {
     cf_call call = {args, nargs, false, {CF_TYPE_NONE, {0}}, NULL};
-    fn(&call);
+    invoke(fn, &call);
     *value = call.value;
     *error = call.error;
     return call.error ? call.error->status : CF_OK;
