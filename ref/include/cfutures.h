@@ -511,7 +511,8 @@ typedef struct cf_executor cf_executor;
  * Returns: CF_OK; CF_SHUTDOWN after shutdown (or once process exit began);
  *          CF_BROKEN if the executor is broken; CF_EAGAIN if no worker could
  *          be started; CF_NOMEM; CF_EINVAL (NULL ex, fn or out; NULL args
- *          with nargs > 0; an argument cf_value_copy refuses). On failure nothing was scheduled.
+ *          with nargs > 0; an argument cf_value_copy refuses). On failure
+ *          nothing was scheduled.
  * Thread-safety: any thread, including the executor's own workers. Does not
  *          wait for the call.
  */
