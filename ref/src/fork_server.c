@@ -1,0 +1,193 @@
+/*
+ * fork_server.c -- the fork server process, and the manager's start and
+ * stop of it.
+ *
+ * Runs in: the fork server, a single-threaded process the manager thread
+ * forks as it starts (so the server's PR_SET_PDEATHSIG follows the manager
+ * thread, which outlives every use of it). The server closes every
+ * inherited descriptor but its socket to the parent, then on each request
+ * ("S") makes a socketpair, forks a worker and passes the parent's end
+ * back with SCM_RIGHTS and the pid. It learns of exits through a pidfd per
+ * worker (Linux 5.3), reaps its children and reports each exit; at EOF on
+ * its socket it kills (SIGKILL) and reaps what is left and exits.
+ * cf__pp_start_server and cf__pp_stop_server, at the end of this file, run
+ * in the manager thread instead: they are here because they are the other
+ * end of the server's life.
+ *
+ * Owns: CHILD_FD, its socket to the parent; a pidfd per worker; each new
+ * socketpair until the parent's end is passed and the worker's end is the
+ * worker's. It takes none of the pool's locks: its struct process_pool is
+ * the copy fork made of the manager's, read only to hand to its workers.
+ * On the manager's side, start and stop own server_pid and server_fd
+ * (the manager thread's own; cf__pp_stop_server runs with io_lock held).
+ */
+#define _GNU_SOURCE
+#include "process_pool.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The server's children, each with a pidfd that polls readable once it
+ * has exited (no SIGCHLD handler: ThreadSanitizer defers signal handlers,
+ * and a poll would never hear of the exit). */
+struct server {
+    pid_t self;
+    pid_t *pids;
+    struct pollfd *pfds; /* [0]: the parent's socket; [1 + i]: pids[i] */
+    size_t npids, cap;
+};
+
+static void server_send(int kind, pid_t pid, int info, int pass_fd) {
+    struct server_msg m = {kind, pid, info};
+    struct iovec iov = {&m, sizeof m};
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (pass_fd >= 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.buf;
+        msg.msg_controllen = sizeof control.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+    }
+    while (sendmsg(CHILD_FD, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ; /* failure: the parent is gone, and EOF will tell */
+}
+
+static void server_spawn(const struct process_pool *p, struct server *s) {
+    int sv[2];
+    if (s->npids == s->cap) {
+        size_t cap = s->cap * 2;
+        pid_t *pids = realloc(s->pids, cap * sizeof *pids);
+        if (pids)
+            s->pids = pids;
+        struct pollfd *pfds =
+            pids ? realloc(s->pfds, (cap + 1) * sizeof *pfds) : NULL;
+        if (!pfds) {
+            server_send(MSG_SPAWN_FAILED, 0, ENOMEM, -1);
+            return;
+        }
+        s->pfds = pfds;
+        s->cap = cap;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+        server_send(MSG_SPAWN_FAILED, 0, errno, -1);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0)
+        cf__pp_worker_main(p, sv[1], s->self);
+    int err = errno;
+    close(sv[1]);
+    int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    if (pid > 0 && pidfd < 0) {
+        err = errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        pid = -1;
+    }
+    if (pid < 0) {
+        server_send(MSG_SPAWN_FAILED, 0, err, -1);
+    } else {
+        s->pids[s->npids] = pid;
+        s->pfds[1 + s->npids++] = (struct pollfd){pidfd, POLLIN, 0};
+        server_send(MSG_SPAWNED, pid, 0, sv[0]);
+    }
+    close(sv[0]);
+}
+
+/* Reaps and reports the child at index i, whose pidfd is readable. */
+static void server_reap(struct server *s, size_t i) {
+    int status;
+    pid_t pid = s->pids[i];
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    close(s->pfds[1 + i].fd);
+    s->npids--;
+    s->pids[i] = s->pids[s->npids];
+    s->pfds[1 + i] = s->pfds[1 + s->npids];
+    server_send(MSG_EXITED, pid, status, -1);
+}
+
+static _Noreturn void server_main(const struct process_pool *p, int fd,
+                                  pid_t parent) {
+    struct server s = {getpid(), NULL, NULL, 0, 8};
+    sigset_t none;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(0);
+    cf__pp_keep_only(fd);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    s.pids = malloc(s.cap * sizeof *s.pids);
+    s.pfds = malloc((s.cap + 1) * sizeof *s.pfds);
+    if (!s.pids || !s.pfds)
+        _exit(1);
+    s.pfds[0] = (struct pollfd){CHILD_FD, POLLIN, 0};
+    for (;;) {
+        char c;
+        if (poll(s.pfds, 1 + s.npids, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (size_t i = s.npids; i-- > 0;)
+            if (s.pfds[1 + i].revents)
+                server_reap(&s, i);
+        if (s.pfds[0].revents) {
+            ssize_t n = read(CHILD_FD, &c, 1);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break; /* the parent shut down, or died */
+            if (c == 'S')
+                server_spawn(p, &s);
+        }
+    }
+    for (size_t i = 0; i < s.npids; i++)
+        kill(s.pids[i], SIGKILL);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+        ;
+    _exit(0);
+}
+
+cf_status cf__pp_start_server(struct process_pool *p) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+        return CF_EAGAIN;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0)
+        server_main(p, sv[1], parent);
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        return CF_EAGAIN;
+    }
+    p->server_pid = pid;
+    p->server_fd = sv[0];
+    return CF_OK;
+}
+
+void cf__pp_stop_server(struct process_pool *p) {
+    if (p->server_fd < 0)
+        return;
+    close(p->server_fd);
+    p->server_fd = -1;
+    while (waitpid(p->server_pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}

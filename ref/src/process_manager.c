@@ -1,0 +1,743 @@
+/*
+ * process_manager.c -- the manager thread: sends calls to the workers,
+ * collects their outcomes and completes the futures, asks the fork server
+ * for workers and hears of their ends, and breaks the pool when one goes
+ * unexpectedly.
+ *
+ * Runs in: the manager thread (cf__pp_manager_main), one per pool, with
+ * every signal blocked; it forks the server as it starts. It holds
+ * io_lock except while it is blocked in poll(); then a submitting thread
+ * may take io_lock and do the manager's sending itself
+ * (cf__pp_submit_directly, at the end, and what it calls). Futures are
+ * completed, and their callbacks run, here, with io_lock held.
+ *
+ * Owns, under io_lock: the server's socket, every worker's socket and
+ * stream (non-blocking on this side, so neither end can block the other),
+ * the read end of the wake-up pipe, the rings of calls sent ahead, and the
+ * pool's fields marked the manager thread's own. It takes pool->lock only
+ * for a moment, for the queue and the flags.
+ *
+ * Calls: the manager sends up to DEPTH calls ahead to each worker, so that
+ * a worker never waits for the manager between short calls (how a call
+ * sent ahead is claimed and answered: process_pool.h). A worker left idle
+ * takes back (revokes) a call still queued at a busier one. The manager
+ * collects outcomes in the order the calls were sent.
+ *
+ * Sleeping: with nothing to do, the manager first lingers for up to
+ * LINGER_NS, yielding the processor, while it watches for submits,
+ * wake-ups and outcomes (the events counter and the shared counts); a
+ * caller that submits as soon as it has a result then finds it awake, and
+ * a call costs two thread wake-ups, not three. Then it sleeps in poll().
+ */
+#define _GNU_SOURCE
+#include "process_pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+_Thread_local struct process_pool *cf__pp_current_pool;
+
+/* ---- workers' calls (manager thread) --------------------------------- */
+
+/* The slot for the next call sent to w. */
+static size_t next_slot(const struct worker *w) {
+    return w->block * DEPTH + (w->head + w->count) % DEPTH;
+}
+
+static bool can_take(const struct worker *w) {
+    return w->state == W_OPEN && w->fd >= 0 && w->count < DEPTH;
+}
+
+/* The call at w's ring position i (0: the oldest). */
+static cf_future **ring_at(struct worker *w, unsigned i) {
+    return &w->ring[(w->head + i) % DEPTH];
+}
+
+/* Closes w's socket and frees its buffers; its calls stay in its ring. */
+static void close_worker(struct worker *w) {
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    cf__pp_stream_free(&w->in);
+    cf__pp_stream_free(&w->out);
+}
+
+/* ---- breaking the pool (manager thread) ------------------------------- */
+
+static void fail_all(cf_future *all, const char *message) {
+    for (cf_future *f = all, *next; f; f = next) {
+        next = f->queue_next;
+        cf_work_fail(cf__future_work(f), CF_BROKEN, BROKEN_TYPE, message);
+    }
+}
+
+/* Python's BrokenProcessPool: stops every process, then fails every call
+ * sent to a worker and every queued one with BROKEN_MESSAGE and the
+ * detail. */
+static void break_pool(struct process_pool *p, const char *fmt, ...)
+    CF_PRINTF(2, 3);
+static void break_pool(struct process_pool *p, const char *fmt, ...) {
+    char detail[160], message[sizeof BROKEN_MESSAGE + 200];
+    cf_future *sent = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    snprintf(message, sizeof message, "%s (%s)", BROKEN_MESSAGE, detail);
+    pthread_mutex_lock(&p->lock);
+    p->broken = true;
+    cf_future *queued = cf__queue_take_all(&p->queue);
+    pthread_mutex_unlock(&p->lock);
+    cf__pp_stop_server(p); /* it kills and reaps every worker */
+    for (size_t i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        close_worker(w);
+        for (unsigned k = 0; k < w->count; k++) {
+            cf_future *f = *ring_at(w, k);
+            if (f) {
+                f->queue_next = sent;
+                sent = f;
+            }
+        }
+        w->count = 0;
+    }
+    p->nworkers = p->starting = 0;
+    p->finished = true;
+    fail_all(sent, message);
+    fail_all(queued, message);
+}
+
+static void describe_exit(char *buf, size_t size, const struct worker *w) {
+    if (!w->exited)
+        snprintf(buf, size, "worker %d ended; the fork server is gone",
+                 (int)w->pid);
+    else if (WIFSIGNALED(w->wstatus))
+        snprintf(buf, size, "worker %d was killed by signal %d", (int)w->pid,
+                 WTERMSIG(w->wstatus));
+    else
+        snprintf(buf, size, "worker %d exited with status %d", (int)w->pid,
+                 WEXITSTATUS(w->wstatus));
+}
+
+/* ---- sending calls (manager thread) ----------------------------------- */
+
+/* Sends what is queued for w, as much as its socket takes now. */
+static void worker_flush(struct worker *w) {
+    struct stream *o = &w->out;
+    while (w->fd >= 0 && o->off < o->buf.len) {
+        ssize_t n = send(w->fd, o->buf.data + o->off, o->buf.len - o->off,
+                         MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0)
+            break; /* it died: its EOF and exit report break the pool */
+        o->off += (size_t)n;
+    }
+    o->buf.len = o->off = 0;
+}
+
+/*
+ * Queues f's call for w under claim word `slot`: makes the word f's first
+ * if `fresh` (a call from the queue; a moved one has it already). If f was
+ * cancelled meanwhile it is released; if its frame cannot be made it fails
+ * (a PTR, or no memory), except in a submitting thread, which must not run
+ * callbacks: the call then goes back to the front of the queue for the
+ * manager. False only then.
+ */
+static bool push_call(struct process_pool *p, struct worker *w, cf_future *f,
+                      size_t slot, bool fresh) {
+    cf_status st =
+        cf__frame_task(&p->frame, (uint32_t)slot, f->fn, f->args, f->nargs);
+    if (st == CF_OK)
+        st = cf__buf_put(&w->out.buf, p->frame.data, p->frame.len);
+    if (st != CF_OK && cf__pp_current_pool != p) {
+        pthread_mutex_lock(&p->lock);
+        cf__queue_push_front(&p->queue, f);
+        pthread_mutex_unlock(&p->lock);
+        return false;
+    }
+    if (st != CF_OK) {
+        cf_work_fail(cf__future_work(f), CF_RAISED,
+                     st == CF_EINVAL ? "TypeError" : "MemoryError",
+                     st == CF_EINVAL ? PICKLE_MESSAGE
+                                     : "the call is too large");
+        return true;
+    }
+    if (fresh && !cf__future_set_claim(f, &cf__pp_slot_at(p, slot)->claim)) {
+        w->out.buf.len -= p->frame.len;
+        cf_work_release(cf__future_work(f)); /* cancelled while queued */
+        return true;
+    }
+    *ring_at(w, w->count++) = f;
+    w->live++;
+    if (p->max_tasks && ++w->nsent >= p->max_tasks)
+        w->state = W_RETIRING;
+    return true;
+}
+
+/* Sends a queued call to w; false once the queue is empty (or a call must
+ * wait for the manager: see push_call). */
+static bool send_queued(struct process_pool *p, struct worker *w) {
+    pthread_mutex_lock(&p->lock);
+    cf_future *f = cf__queue_pop(&p->queue);
+    pthread_mutex_unlock(&p->lock);
+    return f && push_call(p, w, f, next_slot(w), true);
+}
+
+/* The worker with the most calls sent and not yet claimed, at least one
+ * (the oldest of each is taken to be running); NULL if none. */
+static struct worker *busiest(struct process_pool *p) {
+    struct worker *best = NULL;
+    for (size_t i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        if (w->live >= 2 && (!best || w->live > best->live))
+            best = w;
+    }
+    return best;
+}
+
+/* Moves the oldest call still queued at the busiest worker to the idle
+ * worker w (calls start in the order they were submitted, as from
+ * Python's one call queue): false if there is none. */
+static bool steal(struct process_pool *p, struct worker *w) {
+    struct worker *v = busiest(p);
+    for (unsigned k = 1; v && k < v->count; k++) {
+        cf_future **at = ring_at(v, k);
+        size_t slot = next_slot(w);
+        if (!*at ||
+            !cf__future_move_claim(*at, &cf__pp_slot_at(p, slot)->claim))
+            continue; /* moved already, cancelled, or claimed just now */
+        cf_future *f = *at;
+        *at = NULL;
+        v->live--;
+        push_call(p, w, f, slot, false);
+        return true;
+    }
+    return false;
+}
+
+/* Sends queued calls: one to each idle worker first, then round after
+ * round to every worker with room. */
+static void send_all_queued(struct process_pool *p) {
+    bool more = true;
+    for (unsigned round = 0; more && round < DEPTH; round++)
+        for (size_t i = 0; more && i < p->nworkers; i++) {
+            struct worker *w = &p->workers[i];
+            if (can_take(w) && w->count <= round)
+                more = send_queued(p, w);
+        }
+}
+
+/* Sends what it can of what is queued for each worker; true if some of it
+ * must wait until a socket has room. */
+static bool flush_all(struct process_pool *p) {
+    bool left = false;
+    for (size_t i = 0; i < p->nworkers; i++) {
+        worker_flush(&p->workers[i]);
+        left = left || p->workers[i].out.buf.len;
+    }
+    return left;
+}
+
+/* Sends calls to workers in the order they were submitted: an idle worker
+ * first takes back a call still waiting behind a busy one (it is older
+ * than anything queued), then the queued calls go out. */
+static void dispatch(struct process_pool *p) {
+    for (size_t i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        if (can_take(w) && w->live == 0)
+            steal(p, w);
+    }
+    send_all_queued(p);
+    flush_all(p);
+}
+
+void cf__pp_cancel_sent(struct process_pool *p) {
+    for (size_t i = 0; i < p->nworkers; i++)
+        for (unsigned k = 0; k < p->workers[i].count; k++) {
+            cf_future *f = *ring_at(&p->workers[i], k);
+            if (f)
+                cf_future_cancel(f);
+        }
+}
+
+/* Asks the server for workers while calls wait and the limit allows. A
+ * call sent ahead behind another waits too: a new worker takes it back. */
+static void request_workers(struct process_pool *p) {
+    size_t idle = 0, queued = 0;
+    if (p->spawn_failed)
+        return;
+    for (size_t i = 0; i < p->nworkers; i++) {
+        const struct worker *w = &p->workers[i];
+        idle += can_take(w) && w->count == 0;
+        queued += w->live > 1 ? w->live - 1 : 0;
+    }
+    pthread_mutex_lock(&p->lock);
+    for (cf_future *f = p->queue.head; f && queued <= idle + p->starting;
+         f = f->queue_next)
+        queued++;
+    pthread_mutex_unlock(&p->lock);
+    while (queued > idle + p->starting &&
+           p->nworkers + p->starting < p->max_workers) {
+        if (!cf__pp_write_all(p->server_fd, "S", 1))
+            return; /* the server is gone: its EOF breaks the pool */
+        p->starting++;
+    }
+}
+
+/* ---- receiving (manager thread) --------------------------------------- */
+
+static struct worker *find_worker(struct process_pool *p, pid_t pid) {
+    for (size_t i = 0; i < p->nworkers; i++)
+        if (p->workers[i].pid == pid)
+            return &p->workers[i];
+    return NULL;
+}
+
+static void add_worker(struct process_pool *p, pid_t pid, int fd) {
+    struct worker *w = &p->workers[p->nworkers++];
+    memset(w, 0, sizeof *w);
+    w->pid = pid;
+    w->fd = fd;
+    w->state = W_OPEN;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    while (p->blocks_used[w->block])
+        w->block++; /* fewer than max_workers are in use */
+    p->blocks_used[w->block] = true;
+    atomic_store(&p->shared->blocks[w->block].done, 0);
+    /* Up front, so that memory use does not depend on whether the worker
+     * ever wakes the manager (cf__pp_stream_read tries again on failure). */
+    cf__pp_stream_reserve(&w->in, READ_CHUNK);
+}
+
+/* One message from the server; false when it is gone. */
+static bool read_server_msg(struct process_pool *p) {
+    struct server_msg m;
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct iovec iov = {&m, sizeof m};
+    struct msghdr msg = {0};
+    int fd = -1;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    ssize_t n = recvmsg(p->server_fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return true;
+    for (struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; c;
+         c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    if (n > 0 && (size_t)n < sizeof m &&
+        recv(p->server_fd, (char *)&m + n, sizeof m - (size_t)n,
+             MSG_WAITALL) != (ssize_t)(sizeof m - (size_t)n))
+        n = 0;
+    if (n <= 0) {
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    if (m.kind == MSG_SPAWNED || m.kind == MSG_SPAWN_FAILED)
+        p->starting--;
+    if (m.kind == MSG_SPAWNED && fd >= 0) {
+        add_worker(p, m.pid, fd);
+    } else if (m.kind == MSG_EXITED) {
+        struct worker *w = find_worker(p, m.pid);
+        if (w) {
+            w->exited = true;
+            w->wstatus = m.info;
+        }
+    } else if (p->nworkers == 0 && p->starting == 0) {
+        if (fd >= 0)
+            close(fd);
+        break_pool(p, "a worker could not be started: errno %d",
+                   m.kind == MSG_SPAWNED ? EBADF : (int)m.info);
+    } else {
+        /* fork failed, but workers remain: they run the calls, and no new
+         * one is asked for until one of them goes (no retry spin) */
+        if (fd >= 0)
+            close(fd);
+        p->spawn_failed = true;
+    }
+    return true;
+}
+
+static void read_server(struct process_pool *p) {
+    for (int i = 0; i < 16 && !p->finished; i++) {
+        struct pollfd pf = {p->server_fd, POLLIN, 0};
+        if (poll(&pf, 1, 0) <= 0)
+            return;
+        if (!read_server_msg(p)) {
+            if (!p->finished)
+                break_pool(p, "the fork server exited");
+            return;
+        }
+    }
+}
+
+/* Completes f, sent to w at ring position pos, with the outcome of kind
+ * (CF__OUT_VALUE, CF__OUT_ERROR or CF__OUT_SKIPPED for a cancelled one). */
+static void complete_call(struct worker *w, unsigned pos, cf_future *f,
+                          enum cf__outcome kind, cf_value *value,
+                          cf_error *error) {
+    w->ring[pos] = NULL;
+    w->live--;
+    if (kind != CF__OUT_SKIPPED &&
+        cf__future_finish(f, error ? NULL : value, error, NULL) != CF_OK) {
+        cf__error_free(error);
+        cf_value_free(value);
+    }
+    cf_work_release(cf__future_work(f));
+}
+
+/* Whether ring position pos of w holds a call sent and not collected. */
+static bool in_ring(const struct worker *w, size_t pos) {
+    return pos < DEPTH && (pos + DEPTH - w->head) % DEPTH < w->count;
+}
+
+/* A whole frame from w's socket: an outcome too large for its slot, the
+ * initializer's error, or a wake-up. */
+static void handle_frame(struct process_pool *p, struct worker *w,
+                         const unsigned char *data, size_t len) {
+    uint32_t slot;
+    enum cf__outcome kind;
+    cf_value value;
+    cf_error *error;
+    cf_status st = cf__parse_outcome(data, len, &slot, &kind, &value, &error);
+    if (st != CF_OK) {
+        break_pool(p, "a reply from worker %d could not be %s", (int)w->pid,
+                   st == CF_NOMEM ? "allocated" : "decoded");
+        return;
+    }
+    if (kind == CF__OUT_INIT_FAILED) {
+        cf__log(CF_LOG_CRITICAL, "Exception in initializer: %s: %s",
+                cf_error_type(error), cf_error_message(error));
+        cf__error_free(error);
+        return; /* the worker exits: its death breaks the pool */
+    }
+    if (kind == CF__OUT_WAKE)
+        return;
+    size_t pos = slot - w->block * DEPTH;
+    cf_future *f =
+        kind != CF__OUT_SKIPPED && in_ring(w, pos) ? w->ring[pos] : NULL;
+    if (!f) {
+        cf_value_free(&value);
+        cf__error_free(error);
+        break_pool(p, "worker %d sent a reply nobody asked for", (int)w->pid);
+        return;
+    }
+    complete_call(w, (unsigned)pos, f, kind, &value, error);
+}
+
+/* Collects the outcomes w has counted done, oldest first, up to one whose
+ * frame on the socket has not been read yet. */
+static void collect(struct process_pool *p, struct worker *w) {
+    struct block *b = &p->shared->blocks[w->block];
+    unsigned done = atomic_load_explicit(&b->done, memory_order_acquire);
+    while (!p->finished && w->count && w->collected != done) {
+        unsigned pos = w->head;
+        const struct slot *s = &b->slots[pos];
+        cf_future *f = w->ring[pos];
+        if (f && s->len == SENT_ON_SOCKET)
+            return;
+        if (f) {
+            uint32_t slot;
+            enum cf__outcome kind;
+            cf_value value;
+            cf_error *error;
+            cf_status st = s->len > SLOT_DATA
+                               ? CF_EINVAL
+                               : cf__parse_outcome(s->data, s->len, &slot,
+                                                   &kind, &value, &error);
+            if (st == CF_OK &&
+                (slot != w->block * DEPTH + pos ||
+                 kind == CF__OUT_INIT_FAILED || kind == CF__OUT_WAKE)) {
+                cf_value_free(&value);
+                cf__error_free(error);
+                st = CF_EINVAL;
+            }
+            if (st != CF_OK) {
+                break_pool(p, "an outcome from worker %d could not be %s",
+                           (int)w->pid,
+                           st == CF_NOMEM ? "allocated" : "decoded");
+                return;
+            }
+            complete_call(w, pos, f, kind, &value, error);
+        }
+        w->head = (pos + 1) % DEPTH;
+        w->count--;
+        w->collected++;
+    }
+}
+
+/* Whether a worker has counted done a call not collected yet. */
+static bool outcomes_waiting(struct process_pool *p) {
+    for (size_t i = 0; i < p->nworkers; i++) {
+        const struct worker *w = &p->workers[i];
+        if (w->count &&
+            atomic_load(&p->shared->blocks[w->block].done) != w->collected)
+            return true;
+    }
+    return false;
+}
+
+/* Reads and handles what w sent; at EOF closes its socket. A read that
+ * leaves room in the buffer emptied the socket: what comes after it, the
+ * next poll() reports, so no read is spent just to hear EAGAIN. */
+static void read_worker(struct process_pool *p, struct worker *w) {
+    bool drained = false;
+    for (;;) {
+        const unsigned char *payload;
+        size_t len, need;
+        while (!p->finished && w->fd >= 0 &&
+               cf__pp_stream_frame(&w->in, &payload, &len, &need))
+            handle_frame(p, w, payload, len);
+        if (p->finished || w->fd < 0 || drained)
+            return;
+        ssize_t n = cf__pp_stream_read(&w->in, w->fd, need);
+        drained = n > 0 && w->in.buf.len < w->in.buf.cap;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n < 0 && errno == ENOMEM) {
+            break_pool(p,
+                       "a reply of %zu bytes from worker %d could not be "
+                       "allocated",
+                       need, (int)w->pid);
+            return;
+        }
+        if (n <= 0) {
+            close_worker(w);
+            return;
+        }
+    }
+}
+
+/* Forgets workers that are gone; one that went unexpectedly (with calls,
+ * or while it should take more) breaks the pool. */
+static void settle_workers(struct process_pool *p) {
+    for (size_t i = 0; i < p->nworkers && !p->finished; i++) {
+        struct worker *w = &p->workers[i];
+        if (w->fd >= 0 || (!w->exited && p->server_fd >= 0))
+            continue;
+        if (w->state == W_OPEN || w->count) {
+            char detail[120];
+            describe_exit(detail, sizeof detail, w);
+            break_pool(p, "%s", detail);
+            return;
+        }
+        close_worker(w);
+        p->blocks_used[w->block] = false;
+        p->workers[i--] = p->workers[--p->nworkers];
+        p->spawn_failed = false; /* one went: a new one may be asked for */
+    }
+}
+
+/* ---- the manager thread ----------------------------------------------- */
+
+/* True once the pool is shut down, drained, and every process is gone;
+ * closes idle workers' sockets once nothing is left to run. */
+static bool manager_done(struct process_pool *p) {
+    if (p->finished)
+        return true;
+    pthread_mutex_lock(&p->lock);
+    bool drained = p->shutdown && !p->queue.head;
+    pthread_mutex_unlock(&p->lock);
+    if (!drained)
+        return false;
+    for (size_t i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        if (w->fd >= 0 && w->count == 0) {
+            close_worker(w);
+            w->state = W_CLOSED;
+        }
+    }
+    settle_workers(p);
+    if (p->finished || p->nworkers || p->starting)
+        return p->finished;
+    cf__pp_stop_server(p);
+    p->finished = true;
+    return true;
+}
+
+/* Answers a shutdown(cancel_futures) that waits for the manager. */
+static void answer_cancel(struct process_pool *p) {
+    pthread_mutex_lock(&p->lock);
+    bool asked = p->cancel_sent;
+    pthread_mutex_unlock(&p->lock);
+    if (!asked)
+        return;
+    cf__pp_cancel_sent(p);
+    pthread_mutex_lock(&p->lock);
+    p->cancel_sent = false;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static long elapsed_ns(const struct timespec *since) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - since->tv_sec) * 1000000000L +
+           (t.tv_nsec - since->tv_nsec);
+}
+
+/* Whether something happened since the manager's loop read `events`: a
+ * submit or wake-up that dispatch and request_workers may have missed, or
+ * an outcome. */
+static bool news(struct process_pool *p, unsigned events) {
+    return atomic_load_explicit(&p->events, memory_order_acquire) != events ||
+           outcomes_waiting(p);
+}
+
+/* Before the manager sleeps: stays awake for up to LINGER_NS while
+ * nothing happens, giving the processor to anything else runnable. True
+ * if something did. */
+static bool linger(struct process_pool *p, unsigned events) {
+    struct timespec start;
+    if (news(p, events) || !p->lingers)
+        return news(p, events);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (elapsed_ns(&start) < LINGER_NS) {
+        sched_yield();
+        if (news(p, events))
+            return true;
+    }
+    return false;
+}
+
+/* Whether to poll: not while calls wait and a worker has room for them.
+ * *at_once: poll without waiting, for something happened since the loop
+ * read `events` (a submit after dispatch and request_workers ran must not
+ * be slept through). A submit wakes a manager about to sleep with the
+ * queue empty. */
+static bool manager_may_sleep(struct process_pool *p, unsigned events,
+                              bool *at_once) {
+    bool room = false;
+    for (size_t i = 0; i < p->nworkers && !room; i++)
+        room = can_take(&p->workers[i]);
+    pthread_mutex_lock(&p->lock);
+    bool empty = !p->queue.head;
+    pthread_mutex_unlock(&p->lock);
+    if (!empty && room)
+        return false;
+    *at_once = linger(p, events);
+    pthread_mutex_lock(&p->lock);
+    empty = !p->queue.head;
+    /* a submit counts its event under the lock: seen here, or it sees
+     * sleeping */
+    *at_once = *at_once || atomic_load_explicit(
+                               &p->events, memory_order_relaxed) != events;
+    p->sleeping = empty && !*at_once;
+    pthread_mutex_unlock(&p->lock);
+    return *at_once || empty || !room;
+}
+
+/* Waits for something to happen and handles it: a worker's outcomes
+ * (collected from every worker, whichever woke the manager), its frames
+ * and its end, the server's messages, a submit. */
+static void manager_poll(struct process_pool *p, bool at_once) {
+    size_t n = 0;
+    p->pfds[n++] = (struct pollfd){p->wake[0], POLLIN, 0};
+    p->pfds[n++] = (struct pollfd){p->server_fd, POLLIN, 0};
+    for (size_t i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        if (w->fd >= 0)
+            p->pfds[n++] = (struct pollfd){
+                w->fd, POLLIN | (w->out.buf.len ? POLLOUT : 0), 0};
+    }
+    int timeout = 0;
+    if (!at_once) {
+        atomic_fetch_add(&p->shared->sleeps, 1); /* asleep: workers wake it */
+        timeout = outcomes_waiting(p) ? 0 : -1;
+    }
+    pthread_mutex_unlock(&p->io_lock);
+    int ready = poll(p->pfds, n, timeout);
+    pthread_mutex_lock(&p->io_lock);
+    if (!at_once)
+        atomic_fetch_add(&p->shared->sleeps, 1);
+    pthread_mutex_lock(&p->lock);
+    p->sleeping = false;
+    pthread_mutex_unlock(&p->lock);
+    if (ready < 0)
+        return;
+    if (ready > 0 && p->pfds[0].revents) {
+        char buf[64];
+        while (read(p->wake[0], buf, sizeof buf) > 0)
+            ;
+    }
+    for (size_t k = 2; k < n && ready > 0 && !p->finished; k++) {
+        if (!p->pfds[k].revents)
+            continue;
+        for (size_t i = 0; i < p->nworkers; i++) {
+            struct worker *w = &p->workers[i];
+            if (w->fd != p->pfds[k].fd)
+                continue;
+            if (p->pfds[k].revents & POLLOUT)
+                worker_flush(w);
+            read_worker(p, w);
+            break;
+        }
+    }
+    for (size_t i = 0; i < p->nworkers && !p->finished; i++)
+        collect(p, &p->workers[i]);
+    if (!p->finished && ready > 0 && p->pfds[1].revents)
+        read_server(p);
+    settle_workers(p);
+}
+
+void *cf__pp_manager_main(void *arg) {
+    struct process_pool *p = arg;
+    cf__pp_current_pool = p;
+    cf_status st = cf__pp_start_server(p);
+    pthread_mutex_lock(&p->lock);
+    p->start_state = st == CF_OK ? 1 : -1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_lock(&p->io_lock);
+    while (st == CF_OK && !manager_done(p)) {
+        unsigned events =
+            atomic_load_explicit(&p->events, memory_order_acquire);
+        answer_cancel(p);
+        dispatch(p);
+        if (!p->finished)
+            request_workers(p);
+        /* dispatch may have drained the queue (calls cancelled while
+         * queued) and so finished a shutdown: never sleep past that */
+        bool at_once = false;
+        if (!manager_done(p) && manager_may_sleep(p, events, &at_once))
+            manager_poll(p, at_once);
+    }
+    pthread_mutex_unlock(&p->io_lock);
+    cf__pp_current_pool = NULL;
+    pthread_mutex_lock(&p->lock);
+    p->manager_gone = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* ---- sending from a submitting thread --------------------------------- */
+
+bool cf__pp_submit_directly(struct process_pool *p) {
+    struct worker *idle = NULL;
+    for (size_t i = 0; i < p->nworkers && !idle; i++)
+        if (can_take(&p->workers[i]) && p->workers[i].count == 0)
+            idle = &p->workers[i];
+    pthread_mutex_lock(&p->lock);
+    bool one = p->queue.head && !p->queue.head->queue_next;
+    pthread_mutex_unlock(&p->lock);
+    if (p->finished || !idle || !one || !send_queued(p, idle))
+        return true;
+    worker_flush(idle);
+    return idle->out.buf.len != 0;
+}

@@ -1,0 +1,236 @@
+/*
+ * process_pool.h -- what the process pool's files share and nobody else
+ * sees (private, like internal.h). Names that cross files start with
+ * cf__pp_.
+ *
+ * ProcessPoolExecutor: calls run in worker processes forked from a
+ * single-threaded fork server; a manager thread in the parent sends them
+ * and completes their futures. Each file holds the code of one room:
+ *   process_pool.c     the executor's operations, in the callers' threads
+ *   process_manager.c  the manager thread
+ *   fork_server.c      the fork server process (and its start and stop,
+ *                      from the manager thread)
+ *   process_worker.c   a worker process
+ *   process_io.c       descriptor and stream helpers more than one uses
+ * Forked children end with _exit only.
+ *
+ * Locks: pool->lock guards the queue, the shutdown, broken and sleeping
+ * flags and the start-up and cancel handshakes; join_lock serialises
+ * joiners of the manager thread and is never taken with pool->lock held.
+ * Everything about processes, sockets and workers is under io_lock, which
+ * the manager thread holds except while it is blocked in poll(): a submit
+ * that finds the manager asleep takes io_lock and sends the call itself,
+ * sparing the round trip a thread wake-up. Order: io_lock, then
+ * pool->lock, then the futures' stripe locks. Futures are completed, and
+ * their callbacks run, in the manager thread, with io_lock held (a submit
+ * from a callback then leaves the sending to the manager).
+ *
+ * Calls sent ahead: a call the manager sends ahead to a worker stays
+ * PENDING and cancellable: it has a claim word in memory shared with the
+ * workers (mapped before the server is forked), and the worker runs it
+ * only if it moves the word from QUEUED to RUNNING first (see
+ * cf__future_set_claim).
+ *
+ * Outcomes: a worker leaves each call's outcome (CF__OUT_SKIPPED for a call
+ * cancelled or revoked) in the call's slot of the shared memory, or, if it
+ * does not fit there, sends it on its socket first; then it counts the call
+ * done. So a busy worker answers without a system call. Before the manager
+ * sleeps in poll() it marks itself asleep, then looks at the counts once
+ * more; a worker that counts a call done while the manager is marked
+ * asleep wakes it with a CF__OUT_WAKE frame (once per sleep).
+ */
+#ifndef CF_PROCESS_POOL_H
+#define CF_PROCESS_POOL_H
+
+#include "internal.h"
+
+#include <poll.h>
+#include <stdalign.h>
+#include <sys/types.h>
+
+#define BROKEN_TYPE "BrokenProcessPool"
+#define BROKEN_MESSAGE                                                        \
+    "A process in the process pool was terminated abruptly while the "        \
+    "future was running or pending."
+#define PICKLE_MESSAGE "cannot pickle 'pointer' object"
+/* A worker whose initializer raised exits with this status. */
+#define INIT_FAILED_STATUS 3
+/* A worker that got a task it could not decode exits with this status. */
+#define BAD_TASK_STATUS 4
+/* The descriptor a worker's socket and the server's socket sit on. */
+#define CHILD_FD 3
+/* Calls sent ahead to one worker at most (its ring of slots). */
+#define DEPTH 32
+/* Octets of an outcome payload a slot holds; a larger one goes on the
+ * socket. */
+#define SLOT_DATA 240
+/* A slot's len when its outcome went on the socket. */
+#define SENT_ON_SOCKET UINT32_MAX
+/* How long the manager stays awake, with nothing to do, before it sleeps:
+ * about a thread wake-up and a submit, so that the next call of a caller
+ * that submits as soon as it has a result finds it awake. */
+#define LINGER_NS 50000
+/* Octets read from a socket at a time. */
+#define READ_CHUNK 65536
+
+/* ---- the memory shared with the workers ------------------------------- */
+
+/* One call sent ahead. */
+struct slot {
+    atomic_uint claim; /* enum cf__claim */
+    /* Written by the worker before it counts the call done: the octets of
+     * the outcome payload in data, or SENT_ON_SOCKET. */
+    uint32_t len;
+    unsigned char data[SLOT_DATA];
+};
+
+/* A worker's slots; slot number block * DEPTH + i is slots[i]. */
+struct block {
+    alignas(64) atomic_uint done; /* calls finished, counted by the worker */
+    struct slot slots[DEPTH];
+};
+
+struct shared {
+    /* The manager's sleeps, twice: odd while it is asleep in poll(). */
+    alignas(64) atomic_uint sleeps;
+    struct block blocks[]; /* [max_workers] */
+};
+
+/* ---- the pool --------------------------------------------------------- */
+
+/* What the fork server tells the parent. */
+enum { MSG_SPAWNED = 1, MSG_SPAWN_FAILED, MSG_EXITED };
+struct server_msg {
+    int32_t kind, pid, info; /* info: errno, or the wait status */
+};
+
+enum worker_state {
+    W_OPEN,     /* takes calls */
+    W_RETIRING, /* was sent max_tasks_per_child calls; exits after them */
+    W_CLOSED    /* the parent closed its socket (shutdown); will exit */
+};
+
+/* Octets received and not yet parsed, or queued and not yet sent. */
+struct stream {
+    struct cf__buf buf;
+    size_t off; /* parsed or sent up to here */
+};
+
+struct worker {
+    pid_t pid;
+    int fd; /* -1 once closed */
+    enum worker_state state;
+    int nsent;    /* task frames sent, for max_tasks_per_child */
+    size_t block; /* its slots: shared->blocks[block] */
+    bool exited;  /* the server reported its end */
+    int wstatus;
+    /* The calls sent and not collected, oldest first: ring[(head + i) %
+     * DEPTH] uses slot (head + i) % DEPTH of the block; NULL for a call
+     * revoked and sent elsewhere, or answered on the socket. */
+    cf_future *ring[DEPTH];
+    unsigned head, count;
+    unsigned live;      /* the non-NULL ones */
+    unsigned collected; /* calls collected, to compare with block->done */
+    struct stream in, out;
+};
+
+struct process_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_mutex_t join_lock;
+    pthread_mutex_t io_lock; /* below: the manager's, or a submit's */
+    struct cf__queue queue;
+    bool shutdown, broken;
+    bool sleeping;    /* the manager polls with the queue empty: wake it */
+    bool cancel_sent; /* shutdown(cancel_futures) waits for the manager */
+    bool manager_gone;
+    atomic_uint events; /* submits and wake-ups, for a lingering manager */
+    int start_state; /* 0 starting, 1 running, -1 the server did not start */
+    /* set before the manager starts, read-only after */
+    size_t max_workers;
+    int max_tasks; /* 0: no limit */
+    bool lingers;  /* more than one processor: the manager lingers */
+    cf_fn initializer;
+    cf_value *initargs;
+    size_t ninitargs;
+    int wake[2];
+    struct shared *shared; /* mapped before the server is forked */
+    size_t shared_size;
+    pthread_t manager;
+    bool joined; /* under join_lock */
+    /* the manager thread's own */
+    pid_t server_pid;
+    int server_fd;
+    struct worker *workers;
+    bool *blocks_used; /* [max_workers] */
+    size_t nworkers, starting;
+    bool spawn_failed; /* no more requests until a worker goes */
+    struct pollfd *pfds;
+    struct cf__buf frame;
+    bool finished;
+};
+
+/* The pool whose manager thread this is. */
+extern _Thread_local struct process_pool *cf__pp_current_pool;
+
+static inline struct slot *cf__pp_slot_at(const struct process_pool *p,
+                                          size_t slot) {
+    return &p->shared->blocks[slot / DEPTH].slots[slot % DEPTH];
+}
+
+/* ---- descriptors and streams (process_io.c) --------------------------- */
+
+bool cf__pp_write_all(int fd, const void *data, size_t len);
+/* Moves fd to CHILD_FD and closes every other descriptor above 2. */
+void cf__pp_keep_only(int fd);
+
+/* Room for `room` more octets after what s holds, moving what is left to
+ * parse to the front first; false if it cannot be allocated. */
+bool cf__pp_stream_reserve(struct stream *s, size_t room);
+
+/*
+ * The next whole frame in s: its payload at *payload (valid until s is
+ * read into again), its length at *len. Otherwise false, with *need set to
+ * how many more octets s must hold for one, or 0 if that frame cannot be
+ * allocated.
+ */
+bool cf__pp_stream_frame(struct stream *s, const unsigned char **payload,
+                         size_t *len, size_t *need);
+
+/* Reads what fd has (at least `need` octets' room); the octets read, 0 at
+ * EOF, -1 with errno set (EAGAIN: nothing yet; ENOMEM: no room). */
+ssize_t cf__pp_stream_read(struct stream *s, int fd, size_t need);
+
+void cf__pp_stream_free(struct stream *s);
+
+/* ---- the worker process (process_worker.c) ---------------------------- */
+
+/* A worker's life, in the child server_spawn forked: fd is its end of
+ * the socket to the manager, server the fork server's pid. */
+_Noreturn void cf__pp_worker_main(const struct process_pool *p, int fd,
+                                  pid_t server);
+
+/* ---- the fork server (fork_server.c) ---------------------------------- */
+
+/* Forks the server, from the manager thread. */
+cf_status cf__pp_start_server(struct process_pool *p);
+/* Closes the server's socket (it kills and reaps what is left of the
+ * workers, then exits) and reaps the server. */
+void cf__pp_stop_server(struct process_pool *p);
+
+/* ---- the manager thread (process_manager.c) --------------------------- */
+
+/* The manager thread's body; arg is the pool. */
+void *cf__pp_manager_main(void *arg);
+/* In shutdown(cancel_futures): cancels every call sent and not yet
+ * claimed. */
+void cf__pp_cancel_sent(struct process_pool *p);
+/*
+ * From a submitting thread while the manager sleeps in poll() (io_lock
+ * held): sends the one queued call to an idle worker, sparing the round
+ * trip the manager's wake-up. Anything more (more calls, no idle worker,
+ * octets left for a socket) is the manager's: true if it must be woken.
+ */
+bool cf__pp_submit_directly(struct process_pool *p);
+
+#endif

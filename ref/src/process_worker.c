@@ -1,0 +1,176 @@
+/*
+ * process_worker.c -- a worker process: runs the calls the manager sends
+ * it, one at a time, in order.
+ *
+ * Runs in: a worker, forked by the fork server (server_spawn calls
+ * cf__pp_worker_main in the child) and single-threaded. It reads task
+ * frames (ipc.c) in batches from its socket and runs the calls one at a
+ * time, in order, claiming each first (see process_pool.h); it exits, with
+ * _exit, at EOF, after max_tasks_per_child calls, or when it cannot go on.
+ *
+ * Owns: CHILD_FD, its end of its socket to the manager (blocking on this
+ * side; every other descriptor above 2 is closed), and its block of the
+ * shared memory: the claim words it moves to RUNNING, the outcomes in its
+ * slots and its done count. It reads the manager's sleeps. It takes none
+ * of the pool's locks: its struct process_pool is the copy fork made of
+ * the server's, read-only here.
+ */
+#define _GNU_SOURCE
+#include "process_pool.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+/* Replaces b's contents with an outcome frame; a PTR result becomes
+ * Python's pickling TypeError, an outcome too large to encode a
+ * MemoryError. Exits if not even that can be said. */
+static void worker_encode(struct cf__buf *b, uint32_t slot,
+                          enum cf__outcome kind, const cf_value *value,
+                          const cf_error *error) {
+    cf_error *own = NULL;
+    if (kind == CF__OUT_VALUE && value->type == CF_TYPE_PTR) {
+        own = cf__error_new(CF_RAISED, "TypeError", PICKLE_MESSAGE);
+        kind = CF__OUT_ERROR;
+        error = own ? own : &cf__nomem_error;
+    }
+    cf_status st = cf__frame_outcome(b, slot, kind, value, error);
+    if (st != CF_OK) {
+        cf_error *e = cf__error_new(CF_RAISED, "MemoryError",
+                                    "the result is too large to send");
+        st = cf__frame_outcome(b, slot, CF__OUT_ERROR, NULL,
+                               e ? e : &cf__nomem_error);
+        cf__error_free(e);
+    }
+    cf__error_free(own);
+    if (st != CF_OK)
+        _exit(0);
+}
+
+/* Sends b's frame to the parent; exits if the parent is gone. */
+static void worker_write(const struct cf__buf *b) {
+    if (!cf__pp_write_all(CHILD_FD, b->data, b->len))
+        _exit(0);
+}
+
+/* Leaves the outcome of the call under `slot` in the slot if it fits,
+ * else sends it on the socket. */
+static void worker_answer(const struct process_pool *p, struct cf__buf *b,
+                          uint32_t slot, enum cf__outcome kind,
+                          const cf_value *value, const cf_error *error) {
+    struct slot *s = cf__pp_slot_at(p, slot);
+    worker_encode(b, slot, kind, value, error);
+    size_t len = b->len - CF__FRAME_HEADER;
+    if (len <= SLOT_DATA) {
+        memcpy(s->data, b->data + CF__FRAME_HEADER, len);
+        s->len = (uint32_t)len;
+    } else {
+        worker_write(b);
+        s->len = SENT_ON_SOCKET;
+    }
+}
+
+/* Runs the initializer; if it raises, says so and exits. */
+static void worker_initialize(const struct process_pool *p,
+                              struct cf__buf *out) {
+    cf_value value;
+    cf_error *error;
+    if (!p->initializer)
+        return;
+    cf__call_invoke(p->initializer, p->initargs, p->ninitargs, &value, &error);
+    cf_value_free(&value);
+    if (!error)
+        return;
+    worker_encode(out, CF__NO_SLOT, CF__OUT_INIT_FAILED, NULL, error);
+    worker_write(out);
+    _exit(INIT_FAILED_STATUS);
+}
+
+/* What a worker keeps between calls. */
+struct worker_self {
+    struct block *block; /* NULL until the first call names it */
+    unsigned done;       /* calls finished */
+    unsigned woke;       /* the manager's sleep it last woke it from */
+    struct cf__buf out;
+};
+
+/* Counts a call done; wakes the manager if it is asleep (and this worker
+ * has not woken it from this sleep yet). The count is stored before the
+ * sleep is read, and the manager marks its sleep before it reads the
+ * counts (all sequentially consistent), so one of them sees the other. */
+static void worker_count_done(const struct process_pool *p,
+                              struct worker_self *self) {
+    atomic_store(&self->block->done, ++self->done);
+    unsigned sleeps = atomic_load(&p->shared->sleeps);
+    if (sleeps % 2 == 1 && sleeps != self->woke) {
+        self->woke = sleeps;
+        worker_encode(&self->out, CF__NO_SLOT, CF__OUT_WAKE, NULL, NULL);
+        worker_write(&self->out);
+    }
+}
+
+/* Claims and runs one task frame, or skips it if the parent cancelled or
+ * revoked it; exits if it does not decode (Python: unpickling failed in a
+ * worker) or names a slot outside this worker's block. */
+static void worker_run(const struct process_pool *p, const void *payload,
+                       size_t len, struct worker_self *self) {
+    uint32_t slot;
+    cf_fn fn;
+    cf_value *args, value;
+    size_t nargs;
+    cf_error *error;
+    if (cf__parse_task(payload, len, &slot, &fn, &args, &nargs) != CF_OK ||
+        slot >= p->max_workers * DEPTH)
+        _exit(BAD_TASK_STATUS);
+    struct block *block = &p->shared->blocks[slot / DEPTH];
+    if (!self->block)
+        self->block = block;
+    if (block != self->block)
+        _exit(BAD_TASK_STATUS);
+    unsigned queued = CF__CLAIM_QUEUED;
+    if (atomic_compare_exchange_strong_explicit(
+            &cf__pp_slot_at(p, slot)->claim, &queued, CF__CLAIM_RUNNING,
+            memory_order_acq_rel, memory_order_acquire)) {
+        cf__call_invoke(fn, args, nargs, &value, &error);
+        worker_answer(p, &self->out, slot,
+                      error ? CF__OUT_ERROR : CF__OUT_VALUE, &value, error);
+        cf__error_free(error);
+        cf_value_free(&value);
+    } else {
+        worker_answer(p, &self->out, slot, CF__OUT_SKIPPED, NULL, NULL);
+    }
+    cf__values_free(args, nargs);
+    worker_count_done(p, self);
+}
+
+_Noreturn void cf__pp_worker_main(const struct process_pool *p, int fd,
+                                  pid_t server) {
+    struct stream in = {0};
+    struct worker_self self = {0};
+    sigset_t none;
+    cf__pp_keep_only(fd);
+    signal(SIGCHLD, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != server)
+        _exit(0);
+    worker_initialize(p, &self.out);
+    for (int n = 0; p->max_tasks == 0 || n < p->max_tasks;) {
+        const unsigned char *payload;
+        size_t len, need;
+        if (cf__pp_stream_frame(&in, &payload, &len, &need)) {
+            worker_run(p, payload, len, &self);
+            n++;
+        } else {
+            ssize_t got = cf__pp_stream_read(&in, CHILD_FD, need);
+            if (got < 0 && errno == ENOMEM)
+                _exit(BAD_TASK_STATUS);
+            if (got <= 0)
+                break; /* EOF: the parent closed its end */
+        }
+    }
+    _exit(0);
+}
