@@ -229,3 +229,17 @@ void release_all(cf_future *const *fs, size_t n) {
     for (size_t i = 0; i < n; i++)
         ASSERT_OK(cf_future_release(fs[i]));
 }
+
+cf_value hand_made_buffer(cf_type type, const char *s, size_t len) {
+    cf_value v = cf_none();
+    v.type = type;
+    v.as.buf.data = NULL;
+    v.as.buf.len = len;
+    if (s) {
+        v.as.buf.data = malloc(len);
+        if (!v.as.buf.data)
+            test_fail(__FILE__, __LINE__, "out of memory");
+        memcpy(v.as.buf.data, s, len);
+    }
+    return v;
+}

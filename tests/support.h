@@ -85,6 +85,12 @@ void finish_future(cf_future *f, int64_t value);
 /* Releases fs[0..n), each of which must succeed. */
 void release_all(cf_future *const *fs, size_t n);
 
+/* A hand-made BYTES or STR that may break the header's rules, owning a
+ * malloc'd copy of exactly len octets of s, with no terminator (none when
+ * s is NULL: data is then NULL), so that the ASan build catches a read
+ * past it. cf_value_free frees it. */
+cf_value hand_made_buffer(cf_type type, const char *s, size_t len);
+
 /* ---- A thread that completes futures while the test waits -------------- */
 
 /*

@@ -234,12 +234,18 @@ static void custom_free(void *self) {
     pthread_mutex_unlock(&c->lock);
 }
 
-static const cf_executor_ops inline_ops = {"InlineExecutor", custom_submit,
-                                           custom_shutdown, custom_free};
-static const cf_executor_ops keeping_ops = {"KeepingExecutor", custom_submit,
-                                            custom_shutdown, custom_free};
-static const cf_executor_ops no_free_ops = {"NoFreeExecutor", custom_submit,
-                                            custom_shutdown, NULL};
+static const cf_executor_ops inline_ops = {.name = "InlineExecutor",
+                                           .submit = custom_submit,
+                                           .shutdown = custom_shutdown,
+                                           .free = custom_free};
+static const cf_executor_ops keeping_ops = {.name = "KeepingExecutor",
+                                            .submit = custom_submit,
+                                            .shutdown = custom_shutdown,
+                                            .free = custom_free};
+static const cf_executor_ops no_free_ops = {.name = "NoFreeExecutor",
+                                            .submit = custom_submit,
+                                            .shutdown = custom_shutdown,
+                                            .free = NULL};
 
 static cf_executor *inline_new(custom *c) {
     cf_executor *ex = NULL;
@@ -801,14 +807,31 @@ TEST(executor_new_accepts_ops_without_free) {
 TEST(executor_new_rejects_missing_arguments) {
     custom c;
     cf_executor *ex = (cf_executor *)&c;
-    const cf_executor_ops no_submit = {"X", NULL, custom_shutdown, NULL};
-    const cf_executor_ops no_shutdown = {"X", custom_submit, NULL, NULL};
+    const cf_executor_ops no_submit = {.name = "X",
+                                       .submit = NULL,
+                                       .shutdown = custom_shutdown,
+                                       .free = NULL};
+    const cf_executor_ops no_shutdown = {
+        .name = "X", .submit = custom_submit, .shutdown = NULL, .free = NULL};
     custom_init(&c);
     ASSERT_STATUS(cf_executor_new(NULL, &c, &ex), CF_EINVAL);
     ASSERT_STATUS(cf_executor_new(&no_submit, &c, &ex), CF_EINVAL);
     ASSERT_STATUS(cf_executor_new(&no_shutdown, &c, &ex), CF_EINVAL);
     ASSERT_TRUE(ex == (cf_executor *)&c);
     ASSERT_STATUS(cf_executor_new(&inline_ops, &c, NULL), CF_EINVAL);
+    custom_destroy(&c);
+}
+
+/* executor.new.reserved-must-be-null: an ops table with a reserved slot set
+ * (an operation of a later version) is refused, out left alone. */
+TEST(executor_new_rejects_reserved_ops) {
+    custom c;
+    cf_executor *ex = (cf_executor *)&c;
+    cf_executor_ops later = inline_ops;
+    custom_init(&c);
+    later.reserved[3] = &c;
+    ASSERT_STATUS(cf_executor_new(&later, &c, &ex), CF_EINVAL);
+    ASSERT_TRUE(ex == (cf_executor *)&c);
     custom_destroy(&c);
 }
 

@@ -6,7 +6,7 @@
  * payload is copied into a buffer of exactly its length).
  */
 #include "../ref/src/internal.h"
-#include "harness.h"
+#include "support.h"
 
 #include <math.h>
 
@@ -263,4 +263,23 @@ TEST(ipc_oversize_lengths) {
     ASSERT_STATUS(parse_task_copy(task, sizeof task), CF_EINVAL);
     unsigned char header[CF__FRAME_HEADER] = {0xff, 0xff, 0xff, 0xff};
     ASSERT_EQ(cf__frame_length(header), UINT32_MAX);
+}
+
+/* The encoder that carries values to and from workers refuses what
+ * cf_value_copy refuses -- a STR not valid UTF-8 or with a NUL inside, BYTES
+ * or STR with NULL data and a length -- with CF_EINVAL, writing nothing
+ * (defence in depth: such a value must not reach a worker).
+ * clause: ipc.encode.rejects-invalid-value */
+TEST(encode_refuses_invalid_buffers) {
+    cf_value bad[] = {hand_made_buffer(CF_TYPE_STR, "x\xed\xa0\x80", 4),
+                      hand_made_buffer(CF_TYPE_STR, "a\0b", 3),
+                      hand_made_buffer(CF_TYPE_STR, NULL, 2),
+                      hand_made_buffer(CF_TYPE_BYTES, NULL, 5)};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        struct cf__buf b = {0};
+        ASSERT_STATUS(cf__encode_value(&b, &bad[k]), CF_EINVAL);
+        ASSERT_EQ(b.len, 0);
+        cf__buf_free(&b);
+        cf_value_free(&bad[k]);
+    }
 }

@@ -511,8 +511,10 @@ static cf_status refuser_shutdown(void *self, bool wait, bool cancel) {
     return CF_OK;
 }
 
-static const cf_executor_ops refuser_ops = {"RefusingExecutor", refuser_submit,
-                                            refuser_shutdown, NULL};
+static const cf_executor_ops refuser_ops = {.name = "RefusingExecutor",
+                                            .submit = refuser_submit,
+                                            .shutdown = refuser_shutdown,
+                                            .free = NULL};
 
 /* map.failed-submit-cancels-submitted: when a submit fails part way,
  * cf_map returns its status, makes no iterator, and cancels the calls

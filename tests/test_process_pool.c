@@ -221,7 +221,8 @@ static bool process_gone(pid_t pid) {
 /* ---- options ----------------------------------------------------------- */
 
 /* The defaults, and zero or negative max_workers / max_tasks_per_child,
- * NULL initargs with a count, or NULL out, are refused.
+ * NULL initargs with a count, a reserved slot set, or NULL out, are
+ * refused.
  * clause: process-pool.options */
 TEST(process_pool_options_validation) {
     cf_process_pool_options o;
@@ -244,6 +245,10 @@ TEST(process_pool_options_validation) {
     cf_process_pool_options_init(&o);
     o.initializer = task_echo;
     o.ninitargs = 1;
+    ASSERT_STATUS(cf_process_pool_new(&o, &ex), CF_EINVAL);
+    cf_process_pool_options_init(&o);
+    ASSERT_NULL(o.reserved[1]);
+    o.reserved[1] = &o; /* an option of a later version */
     ASSERT_STATUS(cf_process_pool_new(&o, &ex), CF_EINVAL);
     ASSERT_NULL(ex);
     ASSERT_OK(cf_process_pool_new(NULL, &ex));

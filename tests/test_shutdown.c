@@ -615,8 +615,10 @@ static cf_status spy_shutdown(void *self, bool wait, bool cancel_futures) {
     return CF_OK;
 }
 
-static const cf_executor_ops spy_ops = {"SpyExecutor", spy_submit,
-                                        spy_shutdown, NULL};
+static const cf_executor_ops spy_ops = {.name = "SpyExecutor",
+                                        .submit = spy_submit,
+                                        .shutdown = spy_shutdown,
+                                        .free = NULL};
 
 /* shutdown.process-exit.submit-is-shutdown: once the exit handler has
  * started, cf_submit to an executor it has not reached returns
@@ -666,8 +668,10 @@ static cf_status owner_spy_shutdown(void *self, bool wait,
     return CF_OK;
 }
 
-static const cf_executor_ops owner_spy_ops = {"OwnerSpy", spy_submit,
-                                              owner_spy_shutdown, NULL};
+static const cf_executor_ops owner_spy_ops = {.name = "OwnerSpy",
+                                              .submit = spy_submit,
+                                              .shutdown = owner_spy_shutdown,
+                                              .free = NULL};
 
 /* Reads fd to its end within timeout; true on end of file, with the number
  * of bytes read before it in *nbytes. */

@@ -369,6 +369,21 @@ TEST(thread_pool_max_workers_negative_is_einval) {
     ASSERT_TRUE(ex == not_written);
 }
 
+/* thread-pool.new.reserved-must-be-zero: options with a reserved slot set
+ * (an option of a later version) are refused, out left alone; options_init
+ * zeroes them. */
+TEST(thread_pool_reserved_options_are_einval) {
+    cf_thread_pool_options o;
+    cf_executor *ex = not_written;
+    memset(&o, 0xAB, sizeof o);
+    ASSERT_OK(cf_thread_pool_options_init(&o));
+    for (size_t i = 0; i < sizeof o.reserved / sizeof o.reserved[0]; i++)
+        ASSERT_NULL(o.reserved[i]);
+    o.reserved[0] = &o;
+    ASSERT_STATUS(cf_thread_pool_new(&o, &ex), CF_EINVAL);
+    ASSERT_TRUE(ex == not_written);
+}
+
 /* thread-pool.new.null-out-is-einval: cf_thread_pool_new with out NULL is
  * CF_EINVAL. */
 TEST(thread_pool_new_null_out_is_einval) {

@@ -868,7 +868,7 @@ TEST(value_repr_reads_only_len_octets) {
 
 /* ---- statuses ----------------------------------------------------------- */
 
-#define STATUS_ROW(name, py, msg) {CF_##name, "CF_" #name, py, msg},
+#define STATUS_ROW(name, value, py, msg) {CF_##name, "CF_" #name, py, msg},
 static const struct {
     cf_status status;
     const char *name, *python, *message;
@@ -927,6 +927,16 @@ TEST(version_matches_header) {
     ASSERT_EQ(cf_version(), CF_VERSION);
     ASSERT_EQ(CF_VERSION, CF_VERSION_MAJOR * 10000 + CF_VERSION_MINOR * 100 +
                               CF_VERSION_PATCH);
+}
+
+/* cf_implementation names the reference and the version it was built as:
+ * "cfutures-ref MAJOR.MINOR.PATCH".
+ * clause: version.implementation */
+TEST(implementation_names_reference_and_version) {
+    char want[64];
+    snprintf(want, sizeof want, "cfutures-ref %d.%d.%d", CF_VERSION_MAJOR,
+             CF_VERSION_MINOR, CF_VERSION_PATCH);
+    ASSERT_STREQ(cf_implementation(), want);
 }
 
 /* ---- errors ------------------------------------------------------------- */

@@ -39,50 +39,63 @@ extern "C" {
  * ------------------------------------------------------------------------ */
 
 /* The API version. The major number changes when a name, a signature or a
- * documented behaviour changes; the minor number when something is added. */
+ * documented behaviour changes; the minor number when something is added.
+ * Before 1.0 a minor version may also change what exists. */
 #define CF_VERSION_MAJOR 0
-#define CF_VERSION_MINOR 1
+#define CF_VERSION_MINOR 2
 #define CF_VERSION_PATCH 0
 #define CF_VERSION                                                            \
     (CF_VERSION_MAJOR * 10000 + CF_VERSION_MINOR * 100 + CF_VERSION_PATCH)
 
-/* The version of the library actually linked, as CF_VERSION is built. */
-int cf_version(void);
-
 #if defined(__GNUC__) || defined(__clang__)
 #define CF_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+/* Marks what a cfutures library exports: the functions of this header and
+ * nothing else (the reference builds with every other symbol hidden). */
+#define CF_EXTERN extern __attribute__((visibility("default")))
 #else
 #define CF_PRINTF(fmt, args)
+#define CF_EXTERN extern
 #endif
+
+/* The version of the library actually linked, as CF_VERSION is built. */
+CF_EXTERN int cf_version(void);
+
+/* Which implementation of this API is linked and its version, e.g.
+ * "cfutures-ref 0.2.0" for the reference: a name, a space, a version.
+ * Static storage, never NULL. A replacement library names itself here, so
+ * that a conformance report says what it validated. */
+CF_EXTERN const char *cf_implementation(void);
 
 /* ------------------------------------------------------------------------
  * Statuses
  *
- * XX(name, Python exception, message). Every Python exception a
+ * XX(name, value, Python exception, message); every value is fixed, and a
+ * new status takes a new one. Every Python exception a
  * concurrent.futures call can raise becomes one of these; the Python name is
  * what a trace prints so that C and Python runs compare line by line.
  * ------------------------------------------------------------------------ */
 
 #define CF_STATUS_MAP(XX)                                                     \
-    XX(OK, "", "success")                                                     \
-    XX(TIMEOUT, "TimeoutError", "the wait timed out")                         \
-    XX(CANCELLED, "CancelledError", "the future was cancelled")               \
-    XX(RAISED, "", "the call raised an exception; its cf_error says which")   \
-    XX(INVALID_STATE, "InvalidStateError",                                    \
+    XX(OK, 0, "", "success")                                                  \
+    XX(TIMEOUT, 1, "TimeoutError", "the wait timed out")                      \
+    XX(CANCELLED, 2, "CancelledError", "the future was cancelled")            \
+    XX(RAISED, 3, "",                                                         \
+       "the call raised an exception; its cf_error says which")               \
+    XX(INVALID_STATE, 4, "InvalidStateError",                                 \
        "the future's state does not allow this operation")                    \
-    XX(SHUTDOWN, "RuntimeError",                                              \
+    XX(SHUTDOWN, 5, "RuntimeError",                                           \
        "cannot schedule new futures after shutdown")                          \
-    XX(BROKEN, "BrokenExecutor",                                              \
+    XX(BROKEN, 6, "BrokenExecutor",                                           \
        "the executor is broken and cannot run calls")                         \
-    XX(EINVAL, "ValueError", "invalid argument")                              \
-    XX(NOMEM, "MemoryError", "out of memory")                                 \
-    XX(EAGAIN, "RuntimeError", "could not start a thread or process")         \
-    XX(STOP, "StopIteration", "the iterator is exhausted")                    \
-    XX(DEADLOCK, "RuntimeError",                                              \
+    XX(EINVAL, 7, "ValueError", "invalid argument")                           \
+    XX(NOMEM, 8, "MemoryError", "out of memory")                              \
+    XX(EAGAIN, 9, "RuntimeError", "could not start a thread or process")      \
+    XX(STOP, 10, "StopIteration", "the iterator is exhausted")                \
+    XX(DEADLOCK, 11, "RuntimeError",                                          \
        "the call would wait for the calling thread itself")
 
 typedef enum cf_status {
-#define CF__STATUS_ENUM(name, py, msg) CF_##name,
+#define CF__STATUS_ENUM(name, value, py, msg) CF_##name = value,
     CF_STATUS_MAP(CF__STATUS_ENUM)
 #undef CF__STATUS_ENUM
         CF__STATUS_COUNT
@@ -90,14 +103,14 @@ typedef enum cf_status {
 
 /* "CF_TIMEOUT" for CF_TIMEOUT; "CF_UNKNOWN_STATUS" for a value outside the
  * enum. Never NULL; static storage. Thread-safety: any thread. */
-const char *cf_status_name(cf_status status);
+CF_EXTERN const char *cf_status_name(cf_status status);
 
 /* A one-line English description; same rules as cf_status_name. */
-const char *cf_status_message(cf_status status);
+CF_EXTERN const char *cf_status_message(cf_status status);
 
 /* The Python exception the status stands for ("TimeoutError"), or "" for
  * CF_OK and CF_RAISED (whose exception is the call's own). Same rules. */
-const char *cf_status_python(cf_status status);
+CF_EXTERN const char *cf_status_python(cf_status status);
 
 /* ------------------------------------------------------------------------
  * Timeouts
@@ -122,12 +135,12 @@ const char *cf_status_python(cf_status status);
 
 typedef enum cf_type {
     CF_TYPE_NONE = 0, /* Python None; a zeroed cf_value is None */
-    CF_TYPE_BOOL,
-    CF_TYPE_INT,    /* int64_t; Python ints beyond 64 bits do not fit */
-    CF_TYPE_DOUBLE, /* Python float */
-    CF_TYPE_BYTES,  /* Python bytes: any octets */
-    CF_TYPE_STR,    /* Python str: valid UTF-8, no NUL inside */
-    CF_TYPE_PTR     /* a raw pointer: thread pools only */
+    CF_TYPE_BOOL = 1,
+    CF_TYPE_INT = 2,    /* int64_t; Python ints beyond 64 bits do not fit */
+    CF_TYPE_DOUBLE = 3, /* Python float */
+    CF_TYPE_BYTES = 4,  /* Python bytes: any octets */
+    CF_TYPE_STR = 5,    /* Python str: valid UTF-8, no NUL inside */
+    CF_TYPE_PTR = 6     /* a raw pointer: thread pools only */
 } cf_type;
 
 typedef struct cf_value {
@@ -185,7 +198,7 @@ static inline cf_value cf_ptr(void *p) {
  *          CF_NOMEM.
  * Thread-safety: any thread; does not block.
  */
-cf_status cf_value_str(cf_value *out, const char *s);
+CF_EXTERN cf_status cf_value_str(cf_value *out, const char *s);
 
 /*
  * Makes a bytes value holding a copy of len octets at data (data may be NULL
@@ -194,7 +207,8 @@ cf_status cf_value_str(cf_value *out, const char *s);
  * Returns: CF_OK, CF_EINVAL, CF_NOMEM.
  * Thread-safety: any thread; does not block.
  */
-cf_status cf_value_bytes(cf_value *out, const void *data, size_t len);
+CF_EXTERN cf_status cf_value_bytes(cf_value *out, const void *data,
+                                   size_t len);
 
 /*
  * Deep-copies src into out (a new buffer for BYTES and STR).
@@ -205,19 +219,19 @@ cf_status cf_value_bytes(cf_value *out, const void *data, size_t len);
  *          terminator); NULL data with len 0 is an empty value.
  * Thread-safety: any thread, as long as nobody frees src meanwhile.
  */
-cf_status cf_value_copy(cf_value *out, const cf_value *src);
+CF_EXTERN cf_status cf_value_copy(cf_value *out, const cf_value *src);
 
 /*
  * Frees what v owns and sets it to None. NULL and None are accepted and do
  * nothing, so freeing twice is harmless.
  * Thread-safety: not on the same value from two threads.
  */
-void cf_value_free(cf_value *v);
+CF_EXTERN void cf_value_free(cf_value *v);
 
 /* True when a and b have the same type and the same contents (PTR: the same
  * address; DOUBLE: ==, so NaN differs from itself, as in Python). False if
  * either is NULL. */
-bool cf_value_equal(const cf_value *a, const cf_value *b);
+CF_EXTERN bool cf_value_equal(const cf_value *a, const cf_value *b);
 
 /*
  * Writes Python's repr() of v into buf (at most size octets, always
@@ -230,7 +244,7 @@ bool cf_value_equal(const cf_value *a, const cf_value *b);
  *          Nothing past data[len] is read.
  * Thread-safety: any thread.
  */
-int cf_value_repr(const cf_value *v, char *buf, size_t size);
+CF_EXTERN int cf_value_repr(const cf_value *v, char *buf, size_t size);
 
 /* ------------------------------------------------------------------------
  * Errors
@@ -243,15 +257,15 @@ int cf_value_repr(const cf_value *v, char *buf, size_t size);
 typedef struct cf_error cf_error;
 
 /* The exception's type name, e.g. "ValueError"; "" for NULL. */
-const char *cf_error_type(const cf_error *error);
+CF_EXTERN const char *cf_error_type(const cf_error *error);
 
 /* The exception's message (may be ""); "" for NULL. */
-const char *cf_error_message(const cf_error *error);
+CF_EXTERN const char *cf_error_message(const cf_error *error);
 
 /* The status a future that holds this error reports from result():
  * CF_RAISED for an exception the call raised, CF_BROKEN when the executor
  * broke, CF_TIMEOUT for an iterator's TimeoutError; CF_EINVAL for NULL. */
-cf_status cf_error_status(const cf_error *error);
+CF_EXTERN cf_status cf_error_status(const cf_error *error);
 
 /* ------------------------------------------------------------------------
  * Logging
@@ -260,9 +274,11 @@ cf_status cf_error_status(const cf_error *error);
  * that failed, an initializer that failed -- cfutures calls the log hook.
  * ------------------------------------------------------------------------ */
 
+/* Python's logging levels, with their values. */
 typedef enum cf_log_level {
-    CF_LOG_ERROR,   /* Python logging.ERROR: a failed done callback */
-    CF_LOG_CRITICAL /* Python logging.CRITICAL: a failed initializer */
+    CF_LOG_ERROR = 40,   /* logging.ERROR: a failed done callback */
+    CF_LOG_CRITICAL = 50 /* logging.CRITICAL: a failed initializer, a
+                          * future in an unexpected state */
 } cf_log_level;
 
 typedef void (*cf_log_fn)(cf_log_level level, const char *message, void *ctx);
@@ -274,7 +290,7 @@ typedef void (*cf_log_fn)(cf_log_level level, const char *message, void *ctx);
  * Returns: CF_OK.
  * Thread-safety: any thread.
  */
-cf_status cf_set_log_hook(cf_log_fn fn, void *ctx);
+CF_EXTERN cf_status cf_set_log_hook(cf_log_fn fn, void *ctx);
 
 /* ------------------------------------------------------------------------
  * Futures
@@ -303,14 +319,14 @@ typedef struct cf_future cf_future;
  * out:     a new reference.
  * Returns: CF_OK, CF_EINVAL (out NULL), CF_NOMEM.
  */
-cf_status cf_future_new(cf_future **out);
+CF_EXTERN cf_status cf_future_new(cf_future **out);
 
 /* Adds a reference. Returns CF_OK, or CF_EINVAL for NULL or a non-future. */
-cf_status cf_future_retain(cf_future *future);
+CF_EXTERN cf_status cf_future_retain(cf_future *future);
 
 /* Drops a reference; the last one frees the future (and its result, error
  * and any callbacks never called). Returns CF_OK or CF_EINVAL. */
-cf_status cf_future_release(cf_future *future);
+CF_EXTERN cf_status cf_future_release(cf_future *future);
 
 /*
  * Attempts to cancel the call. Python: Future.cancel()
@@ -322,17 +338,17 @@ cf_status cf_future_release(cf_future *future);
  * cancelled future in not_done until its executor dequeues it (gh-92001);
  * here it counts as done for them at once, as the documentation says.
  */
-bool cf_future_cancel(cf_future *future);
+CF_EXTERN bool cf_future_cancel(cf_future *future);
 
 /* Python: Future.cancelled(). False for NULL. */
-bool cf_future_cancelled(const cf_future *future);
+CF_EXTERN bool cf_future_cancelled(const cf_future *future);
 
 /* Python: Future.running(): executing and cannot be cancelled. False for
  * NULL. */
-bool cf_future_running(const cf_future *future);
+CF_EXTERN bool cf_future_running(const cf_future *future);
 
 /* Python: Future.done(): cancelled or finished. False for NULL. */
-bool cf_future_done(const cf_future *future);
+CF_EXTERN bool cf_future_done(const cf_future *future);
 
 /*
  * Waits for the future and gives its value. Python: Future.result(timeout)
@@ -344,7 +360,8 @@ bool cf_future_done(const cf_future *future);
  *          (copying a large value); CF_EINVAL.
  * Blocks up to timeout.
  */
-cf_status cf_future_result(cf_future *future, double timeout, cf_value *out);
+CF_EXTERN cf_status cf_future_result(cf_future *future, double timeout,
+                                     cf_value *out);
 
 /*
  * Waits for the future and gives the error the call raised.
@@ -354,8 +371,8 @@ cf_status cf_future_result(cf_future *future, double timeout, cf_value *out);
  *          Required (NULL -> CF_EINVAL).
  * Returns: CF_OK, CF_CANCELLED, CF_TIMEOUT, CF_EINVAL. Blocks up to timeout.
  */
-cf_status cf_future_exception(cf_future *future, double timeout,
-                              const cf_error **out);
+CF_EXTERN cf_status cf_future_exception(cf_future *future, double timeout,
+                                        const cf_error **out);
 
 /*
  * A done callback: called once with the future (borrowed for the duration of
@@ -383,8 +400,9 @@ typedef cf_status (*cf_done_callback)(cf_future *future, void *ctx);
  * Returns: CF_OK, CF_EINVAL (NULL future or fn), CF_NOMEM (then fn is never
  *          called).
  */
-cf_status cf_future_add_done_callback(cf_future *future, cf_done_callback fn,
-                                      void *ctx);
+CF_EXTERN cf_status cf_future_add_done_callback(cf_future *future,
+                                                cf_done_callback fn,
+                                                void *ctx);
 
 /*
  * For executor writers and tests: marks the future as running, unless it was
@@ -400,7 +418,7 @@ cf_status cf_future_add_done_callback(cf_future *future, cf_done_callback fn,
  *          future's address in decimal (Python's id()) and state RUNNING,
  *          FINISHED or CANCELLED_AND_NOTIFIED; CF_EINVAL.
  */
-cf_status cf_future_set_running_or_notify_cancel(cf_future *future);
+CF_EXTERN cf_status cf_future_set_running_or_notify_cancel(cf_future *future);
 
 /*
  * For executor writers and tests: finishes the future with a copy of value,
@@ -411,7 +429,8 @@ cf_status cf_future_set_running_or_notify_cancel(cf_future *future);
  * Returns: CF_OK; CF_INVALID_STATE if the future is already finished or
  *          cancelled (the first outcome is kept); CF_NOMEM; CF_EINVAL.
  */
-cf_status cf_future_set_result(cf_future *future, const cf_value *value);
+CF_EXTERN cf_status cf_future_set_result(cf_future *future,
+                                         const cf_value *value);
 
 /*
  * For executor writers and tests: finishes the future with an exception of
@@ -421,8 +440,9 @@ cf_status cf_future_set_result(cf_future *future, const cf_value *value);
  *          (letters, digits, '_' and '.'); message may be "" but not NULL.
  * Returns: as cf_future_set_result.
  */
-cf_status cf_future_set_exception(cf_future *future, const char *type,
-                                  const char *message);
+CF_EXTERN cf_status cf_future_set_exception(cf_future *future,
+                                            const char *type,
+                                            const char *message);
 
 /* ------------------------------------------------------------------------
  * Calls and task functions
@@ -438,11 +458,11 @@ typedef struct cf_call cf_call;
 typedef void (*cf_fn)(cf_call *call);
 
 /* The number of arguments; 0 for NULL. */
-size_t cf_nargs(const cf_call *call);
+CF_EXTERN size_t cf_nargs(const cf_call *call);
 
 /* Argument i, borrowed for the duration of the task; NULL if i is out of
  * range or call is NULL. */
-const cf_value *cf_arg(const cf_call *call, size_t i);
+CF_EXTERN const cf_value *cf_arg(const cf_call *call, size_t i);
 
 /*
  * Sets the call's return value. Python: return value
@@ -460,7 +480,7 @@ const cf_value *cf_arg(const cf_call *call, size_t i);
  * gets. In a process pool's worker, end a task by returning, never with
  * exit() (which would run the program's atexit handlers in the worker).
  */
-cf_status cf_return(cf_call *call, cf_value value);
+CF_EXTERN cf_status cf_return(cf_call *call, cf_value value);
 
 /*
  * Makes the call raise an exception of Python type `type` with a printf
@@ -468,8 +488,8 @@ cf_status cf_return(cf_call *call, cf_value value);
  * Returns: CF_OK; CF_INVALID_STATE if the call already returned or raised;
  *          CF_EINVAL (NULL or ill-formed type); CF_NOMEM.
  */
-cf_status cf_raise(cf_call *call, const char *type, const char *fmt, ...)
-    CF_PRINTF(3, 4);
+CF_EXTERN cf_status cf_raise(cf_call *call, const char *type, const char *fmt,
+                             ...) CF_PRINTF(3, 4);
 
 /* ------------------------------------------------------------------------
  * Executors
@@ -516,8 +536,8 @@ typedef struct cf_executor cf_executor;
  * Thread-safety: any thread, including the executor's own workers. Does not
  *          wait for the call.
  */
-cf_status cf_submit(cf_executor *ex, cf_fn fn, const cf_value *args,
-                    size_t nargs, cf_future **out);
+CF_EXTERN cf_status cf_submit(cf_executor *ex, cf_fn fn, const cf_value *args,
+                              size_t nargs, cf_future **out);
 
 /*
  * Stops the executor taking work. Python: Executor.shutdown(wait,
@@ -536,8 +556,8 @@ cf_status cf_submit(cf_executor *ex, cf_fn fn, const cf_value *args,
  *          CF_EINVAL.
  * Thread-safety: any thread. Blocks while the work finishes when wait.
  */
-cf_status cf_executor_shutdown(cf_executor *ex, bool wait,
-                               bool cancel_futures);
+CF_EXTERN cf_status cf_executor_shutdown(cf_executor *ex, bool wait,
+                                         bool cancel_futures);
 
 /*
  * Shuts down with wait (as Python's `with` block ends), then frees the
@@ -547,11 +567,11 @@ cf_status cf_executor_shutdown(cf_executor *ex, bool wait,
  *          another thread); CF_EINVAL.
  * Thread-safety: once, when no other thread uses ex any more.
  */
-cf_status cf_executor_free(cf_executor *ex);
+CF_EXTERN cf_status cf_executor_free(cf_executor *ex);
 
 /* The executor's kind for messages: "ThreadPoolExecutor", or the ops name;
  * "" for NULL. */
-const char *cf_executor_name(const cf_executor *ex);
+CF_EXTERN const char *cf_executor_name(const cf_executor *ex);
 
 /* ---- Writing an executor ---------------------------------------------- */
 
@@ -585,6 +605,11 @@ typedef struct cf_executor_ops {
     /* Release the executor's own resources; called once, after a shutdown
      * with wait returned CF_OK. May be NULL. */
     void (*free)(void *self);
+    /* Room for operations a later version adds: NULL. Initialise the table
+     * with designated initializers ({.name = ..., .submit = ...}), which
+     * leave them NULL. cf_executor_new refuses a table where one is set,
+     * rather than ignore an operation it does not know. */
+    void *reserved[4];
 } cf_executor_ops;
 
 /*
@@ -594,22 +619,22 @@ typedef struct cf_executor_ops {
  * ops:     borrowed; must outlive the executor (a static table).
  * self:    passed to every operation; the executor's own.
  * out:     the new executor, owned by the caller (cf_executor_free).
- * Returns: CF_OK, CF_EINVAL (ops, its submit or shutdown, or out NULL),
- *          CF_NOMEM.
+ * Returns: CF_OK, CF_EINVAL (ops, its submit or shutdown, or out NULL; a
+ *          reserved slot set), CF_NOMEM.
  */
-cf_status cf_executor_new(const cf_executor_ops *ops, void *self,
-                          cf_executor **out);
+CF_EXTERN cf_status cf_executor_new(const cf_executor_ops *ops, void *self,
+                                    cf_executor **out);
 
 /* The work's future, borrowed while the executor owns the work. NULL for
  * NULL. */
-cf_future *cf_work_future(const cf_work *work);
+CF_EXTERN cf_future *cf_work_future(const cf_work *work);
 
 /* The task function and its arguments, for executors that run the call
  * elsewhere (a process pool encodes them). Borrowed while the executor owns
  * the work. NULL / 0 for NULL. */
-cf_fn cf_work_fn(const cf_work *work);
-size_t cf_work_nargs(const cf_work *work);
-const cf_value *cf_work_args(const cf_work *work);
+CF_EXTERN cf_fn cf_work_fn(const cf_work *work);
+CF_EXTERN size_t cf_work_nargs(const cf_work *work);
+CF_EXTERN const cf_value *cf_work_args(const cf_work *work);
 
 /*
  * Runs the work in this thread and ends it: set_running_or_notify_cancel,
@@ -620,7 +645,7 @@ const cf_value *cf_work_args(const cf_work *work);
  *          someone else; not run), CF_EINVAL. The work is ended in every case
  *          but CF_EINVAL.
  */
-cf_status cf_work_run(cf_work *work);
+CF_EXTERN cf_status cf_work_run(cf_work *work);
 
 /*
  * Fails the work's future and ends the work. status is CF_BROKEN (the
@@ -632,8 +657,8 @@ cf_status cf_work_run(cf_work *work);
  *          (the work is still ended, and its future fails with MemoryError);
  *          CF_EINVAL (nothing ended).
  */
-cf_status cf_work_fail(cf_work *work, cf_status status, const char *type,
-                       const char *message);
+CF_EXTERN cf_status cf_work_fail(cf_work *work, cf_status status,
+                                 const char *type, const char *message);
 
 /*
  * Ends the work without touching its future (for an executor that finished
@@ -642,7 +667,7 @@ cf_status cf_work_fail(cf_work *work, cf_status status, const char *type,
  * nobody waits forever (its result() gives CF_RAISED).
  * Returns CF_OK or CF_EINVAL.
  */
-cf_status cf_work_release(cf_work *work);
+CF_EXTERN cf_status cf_work_release(cf_work *work);
 
 /* ------------------------------------------------------------------------
  * ThreadPoolExecutor
@@ -669,11 +694,16 @@ typedef struct cf_thread_pool_options {
     cf_fn initializer;
     const cf_value *initargs;
     size_t ninitargs;
+    /* Room for options a later version adds: zero, as
+     * cf_thread_pool_options_init leaves them; a pool is refused
+     * (CF_EINVAL) if one is set, rather than ignore an option it does not
+     * know. */
+    void *reserved[4];
 } cf_thread_pool_options;
 
 /* Fills o with the defaults: CF_DEFAULT_WORKERS, no prefix, no
  * initializer. Returns CF_OK or CF_EINVAL. */
-cf_status cf_thread_pool_options_init(cf_thread_pool_options *o);
+CF_EXTERN cf_status cf_thread_pool_options_init(cf_thread_pool_options *o);
 
 /*
  * Makes a pool of at most max_workers threads.
@@ -698,17 +728,17 @@ cf_status cf_thread_pool_options_init(cf_thread_pool_options *o);
  * options: borrowed; NULL means all defaults.
  * out:     owned by the caller (cf_executor_free).
  * Returns: CF_OK, CF_EINVAL (bad max_workers, initargs NULL with
- *          ninitargs > 0, out NULL), CF_NOMEM.
+ *          ninitargs > 0, a reserved slot set, out NULL), CF_NOMEM.
  * Thread-safety: any thread.
  */
-cf_status cf_thread_pool_new(const cf_thread_pool_options *options,
-                             cf_executor **out);
+CF_EXTERN cf_status cf_thread_pool_new(const cf_thread_pool_options *options,
+                                       cf_executor **out);
 
 /* The full name of the calling thread if it is a pool worker
  * ("ThreadPoolExecutor-0_1"), else NULL; valid until the thread exits. (The
  * OS name is cut to 15 characters.) Python: threading.current_thread().name
  */
-const char *cf_current_thread_name(void);
+CF_EXTERN const char *cf_current_thread_name(void);
 
 /* ------------------------------------------------------------------------
  * ProcessPoolExecutor
@@ -804,11 +834,14 @@ typedef struct cf_process_pool_options {
      * needed (Python 3.11). > 0, or CF_UNLIMITED_TASKS; zero or negative
      * -> CF_EINVAL. */
     int max_tasks_per_child;
+    /* Zero, as cf_process_pool_options_init leaves them: as for the thread
+     * pool's options. */
+    void *reserved[4];
 } cf_process_pool_options;
 
 /* Fills o with the defaults: CF_DEFAULT_WORKERS, no initializer,
  * CF_UNLIMITED_TASKS. Returns CF_OK or CF_EINVAL. */
-cf_status cf_process_pool_options_init(cf_process_pool_options *o);
+CF_EXTERN cf_status cf_process_pool_options_init(cf_process_pool_options *o);
 
 /*
  * Makes a pool of at most max_workers worker processes, and starts its fork
@@ -821,15 +854,16 @@ cf_status cf_process_pool_options_init(cf_process_pool_options *o);
  * out:     owned by the caller (cf_executor_free, which leaves no process
  *          of the pool running).
  * Returns: CF_OK; CF_EINVAL (bad max_workers or max_tasks_per_child,
- *          initargs NULL with ninitargs > 0, out NULL); CF_EAGAIN (no
+ *          initargs NULL with ninitargs > 0, a reserved slot set, out
+ *          NULL); CF_EAGAIN (no
  *          thread or process could be started); CF_NOMEM.
  * Thread-safety: any thread. Blocks until the fork server has started.
  * cf_submit on the pool never blocks on a worker; cf_executor_shutdown with
  * wait joins the manager thread (CF_DEADLOCK from a done callback, which
  * runs in that thread).
  */
-cf_status cf_process_pool_new(const cf_process_pool_options *options,
-                              cf_executor **out);
+CF_EXTERN cf_status cf_process_pool_new(const cf_process_pool_options *options,
+                                        cf_executor **out);
 
 /* ------------------------------------------------------------------------
  * wait
@@ -837,10 +871,10 @@ cf_status cf_process_pool_new(const cf_process_pool_options *options,
 
 typedef enum cf_return_when {
     CF_FIRST_COMPLETED = 1, /* any future finishes or is cancelled */
-    CF_FIRST_EXCEPTION,     /* any future finishes by raising (a cancelled
+    CF_FIRST_EXCEPTION = 2, /* any future finishes by raising (a cancelled
                              * one does not count); if none does, as
                              * CF_ALL_COMPLETED */
-    CF_ALL_COMPLETED        /* every future finishes or is cancelled */
+    CF_ALL_COMPLETED = 3    /* every future finishes or is cancelled */
 } cf_return_when;
 
 /*
@@ -860,9 +894,10 @@ typedef enum cf_return_when {
  * CF_EINVAL (CPython raises only if it has to block).
  * Cost O(n). Blocks up to timeout. Thread-safety: any thread.
  */
-cf_status cf_wait(cf_future *const *fs, size_t n, double timeout,
-                  cf_return_when return_when, cf_future **done, size_t *ndone,
-                  cf_future **not_done, size_t *nnot_done);
+CF_EXTERN cf_status cf_wait(cf_future *const *fs, size_t n, double timeout,
+                            cf_return_when return_when, cf_future **done,
+                            size_t *ndone, cf_future **not_done,
+                            size_t *nnot_done);
 
 /* ------------------------------------------------------------------------
  * as_completed
@@ -884,8 +919,8 @@ typedef struct cf_as_completed cf_as_completed;
  * it at the first next(), rule 41 of python-semantics.md; the documentation
  * says from the call); a cancelled future is yielded at once (gh-92001).
  */
-cf_status cf_as_completed_new(cf_future *const *fs, size_t n, double timeout,
-                              cf_as_completed **out);
+CF_EXTERN cf_status cf_as_completed_new(cf_future *const *fs, size_t n,
+                                        double timeout, cf_as_completed **out);
 
 /*
  * The next completed future. Python: next(iterator)
@@ -899,11 +934,11 @@ cf_status cf_as_completed_new(cf_future *const *fs, size_t n, double timeout,
  * Blocks until a future completes or the timeout expires.
  * Thread-safety: one thread at a time per iterator.
  */
-cf_status cf_as_completed_next(cf_as_completed *it, cf_future **out,
-                               const cf_error **error);
+CF_EXTERN cf_status cf_as_completed_next(cf_as_completed *it, cf_future **out,
+                                         const cf_error **error);
 
 /* Frees the iterator and its references. Returns CF_OK or CF_EINVAL. */
-cf_status cf_as_completed_free(cf_as_completed *it);
+CF_EXTERN cf_status cf_as_completed_free(cf_as_completed *it);
 
 /* ------------------------------------------------------------------------
  * map
@@ -936,9 +971,9 @@ typedef struct cf_map_iter cf_map_iter;
  *          iterator is made; with nitems == 0 nothing is submitted, so no
  *          error, as in Python); CF_EINVAL.
  */
-cf_status cf_map(cf_executor *ex, cf_fn fn, const cf_value *args,
-                 size_t nitems, size_t nargs, double timeout, size_t chunksize,
-                 cf_map_iter **out);
+CF_EXTERN cf_status cf_map(cf_executor *ex, cf_fn fn, const cf_value *args,
+                           size_t nitems, size_t nargs, double timeout,
+                           size_t chunksize, cf_map_iter **out);
 
 /*
  * The next result, in input order. Python: next(iterator)
@@ -954,7 +989,8 @@ cf_status cf_map(cf_executor *ex, cf_fn fn, const cf_value *args,
  *          CF_NOMEM; CF_EINVAL.
  * Thread-safety: one thread at a time per iterator.
  */
-cf_status cf_map_next(cf_map_iter *it, cf_value *out, const cf_error **error);
+CF_EXTERN cf_status cf_map_next(cf_map_iter *it, cf_value *out,
+                                const cf_error **error);
 
 /*
  * Frees the iterator. If cf_map_next was called at least once, every call
@@ -963,7 +999,7 @@ cf_status cf_map_next(cf_map_iter *it, cf_value *out, const cf_error **error);
  * as CPython, whose generator finalisation only runs once it has started.
  * Returns CF_OK or CF_EINVAL.
  */
-cf_status cf_map_close(cf_map_iter *it);
+CF_EXTERN cf_status cf_map_close(cf_map_iter *it);
 
 #ifdef __cplusplus
 }

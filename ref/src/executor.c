@@ -106,9 +106,17 @@ __attribute__((constructor)) static void watch_main_thread(void) {
         pthread_setspecific(main_thread_key, &main_thread_key);
 }
 
+bool cf__reserved_unset(void *const *reserved, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (reserved[i])
+            return false;
+    return true;
+}
+
 cf_status cf_executor_new(const cf_executor_ops *ops, void *self,
                           cf_executor **out) {
-    if (!ops || !ops->submit || !ops->shutdown || !out)
+    if (!ops || !ops->submit || !ops->shutdown || !out ||
+        !CF__RESERVED_UNSET(ops))
         return CF_EINVAL;
     pthread_once(&registry_once, registry_init);
     cf_executor *ex = calloc(1, sizeof *ex);

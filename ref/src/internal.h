@@ -259,6 +259,13 @@ void cf__values_free(cf_value *values, size_t n);
 
 /* ---- executors (executor.c) ------------------------------------------- */
 
+/* True when a public struct's reserved slots (room for what a later version
+ * adds) are all NULL, as the header requires. */
+bool cf__reserved_unset(void *const *reserved, size_t n);
+#define CF__RESERVED_UNSET(s)                                                 \
+    cf__reserved_unset((s)->reserved,                                         \
+                       sizeof(s)->reserved / sizeof(s)->reserved[0])
+
 /* True once the atexit wait began: submits are refused from then on. */
 bool cf__exiting(void);
 /* Makes cf_map send items to ex in chunks of its chunksize (process pools,

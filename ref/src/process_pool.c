@@ -120,8 +120,10 @@ static void pool_free(void *self) {
     free_pool_memory(p);
 }
 
-static const cf_executor_ops process_pool_ops = {
-    "ProcessPoolExecutor", pool_submit, pool_shutdown, pool_free};
+static const cf_executor_ops process_pool_ops = {.name = "ProcessPoolExecutor",
+                                                 .submit = pool_submit,
+                                                 .shutdown = pool_shutdown,
+                                                 .free = pool_free};
 
 /* ---- construction ----------------------------------------------------- */
 
@@ -138,7 +140,7 @@ static bool options_valid(const cf_process_pool_options *o) {
     return (o->max_workers > 0 || o->max_workers == CF_DEFAULT_WORKERS) &&
            (o->max_tasks_per_child > 0 ||
             o->max_tasks_per_child == CF_UNLIMITED_TASKS) &&
-           (!o->ninitargs || o->initargs);
+           (!o->ninitargs || o->initargs) && CF__RESERVED_UNSET(o);
 }
 
 /* Copies the options and makes the tables and the wake-up pipe. */

@@ -402,8 +402,10 @@ static void pool_free(void *self) {
     free_pool_memory(p);
 }
 
-static const cf_executor_ops thread_pool_ops = {
-    "ThreadPoolExecutor", pool_submit, pool_shutdown, pool_free};
+static const cf_executor_ops thread_pool_ops = {.name = "ThreadPoolExecutor",
+                                                .submit = pool_submit,
+                                                .shutdown = pool_shutdown,
+                                                .free = pool_free};
 
 /* ---- construction ----------------------------------------------------- */
 
@@ -450,7 +452,7 @@ cf_status cf_thread_pool_new(const cf_thread_pool_options *options,
     const cf_thread_pool_options *o = options ? options : &defaults;
     if (!out ||
         (o->max_workers <= 0 && o->max_workers != CF_DEFAULT_WORKERS) ||
-        (o->ninitargs && !o->initargs))
+        (o->ninitargs && !o->initargs) || !CF__RESERVED_UNSET(o))
         return CF_EINVAL;
     struct thread_pool *p = calloc(1, sizeof *p);
     if (!p)

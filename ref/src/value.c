@@ -9,11 +9,19 @@ int cf_version(void) {
     return CF_VERSION;
 }
 
+#define CF__STR(x) #x
+#define CF__XSTR(x) CF__STR(x)
+const char *cf_implementation(void) {
+    return "cfutures-ref " CF__XSTR(CF_VERSION_MAJOR) "." CF__XSTR(
+        CF_VERSION_MINOR) "." CF__XSTR(CF_VERSION_PATCH);
+}
+
 /* ---- statuses --------------------------------------------------------- */
 
-#define CF__NAME(name, py, msg) "CF_" #name,
-#define CF__PY(name, py, msg) py,
-#define CF__MSG(name, py, msg) msg,
+/* Indexed by value: the map's values run from 0 without a gap. */
+#define CF__NAME(name, value, py, msg) [value] = "CF_" #name,
+#define CF__PY(name, value, py, msg) [value] = py,
+#define CF__MSG(name, value, py, msg) [value] = msg,
 static const char *const status_names[] = {CF_STATUS_MAP(CF__NAME)};
 static const char *const status_python[] = {CF_STATUS_MAP(CF__PY)};
 static const char *const status_messages[] = {CF_STATUS_MAP(CF__MSG)};
