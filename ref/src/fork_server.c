@@ -8,8 +8,9 @@
  * inherited descriptor but its socket to the parent, then on each request
  * ("S") makes a socketpair, forks a worker and passes the parent's end
  * back with SCM_RIGHTS and the pid. It learns of exits through a pidfd per
- * worker (Linux 5.3), reaps its children and reports each exit; at EOF on
- * its socket it kills (SIGKILL) and reaps what is left and exits.
+ * worker (Linux 5.3), reaps its children and reports each exit; asked to
+ * quit ("Q"), or at EOF on its socket, it kills (SIGKILL) and reaps what
+ * is left and exits.
  * cf__pp_start_server and cf__pp_stop_server, at the end of this file, run
  * in the manager thread instead: they are here because they are the other
  * end of the server's life.
@@ -112,15 +113,15 @@ static void server_spawn(const struct process_pool *p, struct server *s) {
 
 /* Reaps and reports the child at index i, whose pidfd is readable. */
 static void server_reap(struct server *s, size_t i) {
-    int status;
-    pid_t pid = s->pids[i];
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    int status = 0;
+    pid_t pid = s->pids[i], got;
+    while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
         ;
     close(s->pfds[1 + i].fd);
     s->npids--;
     s->pids[i] = s->pids[s->npids];
     s->pfds[1 + i] = s->pfds[1 + s->npids];
-    server_send(MSG_EXITED, pid, status, -1);
+    server_send(got == pid ? MSG_EXITED : MSG_EXIT_UNREAD, pid, status, -1);
 }
 
 static _Noreturn void server_main(const struct process_pool *p, int fd,
@@ -133,6 +134,9 @@ static _Noreturn void server_main(const struct process_pool *p, int fd,
     cf__pp_keep_only(fd);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* A program that ignores SIGCHLD would have the workers reaped by the
+     * kernel, and their wait statuses lost. */
+    signal(SIGCHLD, SIG_DFL);
     s.pids = malloc(s.cap * sizeof *s.pids);
     s.pfds = malloc((s.cap + 1) * sizeof *s.pfds);
     if (!s.pids || !s.pfds)
@@ -152,9 +156,9 @@ static _Noreturn void server_main(const struct process_pool *p, int fd,
             ssize_t n = read(CHILD_FD, &c, 1);
             if (n < 0 && errno == EINTR)
                 continue;
-            if (n <= 0)
+            if (n <= 0 || c == ASK_QUIT)
                 break; /* the parent shut down, or died */
-            if (c == 'S')
+            if (c == ASK_SPAWN)
                 server_spawn(p, &s);
         }
     }
@@ -184,8 +188,10 @@ cf_status cf__pp_start_server(struct process_pool *p) {
 }
 
 void cf__pp_stop_server(struct process_pool *p) {
+    char quit = ASK_QUIT;
     if (p->server_fd < 0)
         return;
+    cf__pp_write_all(p->server_fd, &quit, 1); /* failed: it is gone */
     close(p->server_fd);
     p->server_fd = -1;
     while (waitpid(p->server_pid, NULL, 0) < 0 && errno == EINTR)

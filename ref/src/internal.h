@@ -331,6 +331,13 @@ uint32_t cf__frame_length(const unsigned char *header);
  * CF_EINVAL for a malformed payload, CF_NOMEM. */
 cf_status cf__parse_task(const void *payload, size_t len, uint32_t *slot,
                          cf_fn *fn, cf_value **args, size_t *nargs);
+/* Whether the first `have` octets of an outcome payload agree that it is
+ * `len` octets long (its kind, and a value's or an error's own lengths,
+ * say how long it must be), before len octets are reserved for it: 1 yes
+ * (*slot is the call it answers), 0 not known yet (more octets needed, at
+ * most 4 KiB and some), -1 no. */
+int cf__outcome_length_check(const unsigned char *payload, size_t have,
+                             size_t len, uint32_t *slot);
 /* Decodes an outcome payload: its *slot and *kind, *value for
  * CF__OUT_VALUE, *error (the caller's; NULL for CF__OUT_SKIPPED and
  * CF__OUT_WAKE) otherwise. CF_EINVAL for a malformed payload, CF_NOMEM. */

@@ -319,6 +319,41 @@ static cf_status decode_error(struct cf__reader *r, cf_error **error) {
     return st;
 }
 
+/* The longest exception type name cf__outcome_length_check waits for. */
+#define TYPE_NAME_MAX 4096
+
+int cf__outcome_length_check(const unsigned char *payload, size_t have,
+                             size_t len, uint32_t *slot) {
+    struct cf__reader r = {payload, payload + have};
+    uint64_t at, n = 0, type_len;
+    unsigned char kind, tag;
+    if (!read_le(&r, &at, 4) || !read_bytes(&r, &kind, 1))
+        return 0;
+    *slot = (uint32_t)at;
+    if (kind == CF__OUT_SKIPPED || kind == CF__OUT_WAKE)
+        return len == 5 ? 1 : -1;
+    if (kind == CF__OUT_VALUE) {
+        if (!read_bytes(&r, &tag, 1))
+            return 0;
+        if (tag != CF_TYPE_BYTES && tag != CF_TYPE_STR)
+            return len <= 14 ? 1 : -1; /* the fixed-size types */
+        if (!read_le(&r, &n, 8))
+            return 0;
+        return n <= len && 14 + n == len ? 1 : -1;
+    }
+    if (kind != CF__OUT_ERROR && kind != CF__OUT_INIT_FAILED)
+        return -1;
+    if (!read_bytes(&r, &tag, 1) || !read_le(&r, &type_len, 4))
+        return 0;
+    if (type_len > TYPE_NAME_MAX || 14 + type_len > len)
+        return -1;
+    if ((size_t)(r.end - r.at) < type_len + 4)
+        return 0;
+    r.at += type_len;
+    read_le(&r, &n, 4);
+    return 14 + type_len + n == len ? 1 : -1;
+}
+
 cf_status cf__parse_outcome(const void *payload, size_t len, uint32_t *slot,
                             enum cf__outcome *kind, cf_value *value,
                             cf_error **error) {

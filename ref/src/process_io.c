@@ -16,6 +16,7 @@
 #include "process_pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,6 +38,10 @@ bool cf__pp_write_all(int fd, const void *data, size_t len) {
 
 void cf__pp_keep_only(int fd) {
     if (fd != CHILD_FD && dup2(fd, CHILD_FD) < 0)
+        _exit(1);
+    /* dup2 drops close-on-exec: set it again, so that a program a task
+     * starts does not hold the pool's socket open */
+    if (fcntl(CHILD_FD, F_SETFD, FD_CLOEXEC) < 0)
         _exit(1);
     close_range(CHILD_FD + 1, ~0u, 0);
 }

@@ -117,12 +117,36 @@ static void describe_exit(char *buf, size_t size, const struct worker *w) {
     if (!w->exited)
         snprintf(buf, size, "worker %d ended; the fork server is gone",
                  (int)w->pid);
+    else if (w->status_unread)
+        snprintf(buf, size,
+                 "worker %d ended; its exit status could not be read",
+                 (int)w->pid);
     else if (WIFSIGNALED(w->wstatus))
         snprintf(buf, size, "worker %d was killed by signal %d", (int)w->pid,
                  WTERMSIG(w->wstatus));
     else
         snprintf(buf, size, "worker %d exited with status %d", (int)w->pid,
                  WEXITSTATUS(w->wstatus));
+}
+
+/* No worker could be started (errno err) and none is left to run the
+ * queued calls: they fail as Python's submit fails when it cannot start a
+ * process (OSError, "[Errno 11] Resource temporarily unavailable"), and
+ * cf_submit refuses calls with CF_EAGAIN until a worker can be started
+ * again (each refusal makes the manager try). The pool is not broken. */
+static void no_worker_startable(struct process_pool *p, int err) {
+    char text[96], message[128];
+    snprintf(message, sizeof message, "[Errno %d] %s", err,
+             strerror_r(err, text, sizeof text));
+    pthread_mutex_lock(&p->lock);
+    p->spawn_errno = err ? err : EAGAIN;
+    cf_future *queued = cf__queue_take_all(&p->queue);
+    pthread_mutex_unlock(&p->lock);
+    for (cf_future *f = queued, *next; f; f = next) {
+        next = f->queue_next;
+        cf_work_fail(cf__future_work(f), CF_RAISED,
+                     err == EAGAIN ? "BlockingIOError" : "OSError", message);
+    }
 }
 
 /* ---- sending calls (manager thread) ----------------------------------- */
@@ -284,10 +308,14 @@ static void request_workers(struct process_pool *p) {
     for (cf_future *f = p->queue.head; f && queued <= idle + p->starting;
          f = f->queue_next)
         queued++;
+    /* a submit refused for want of a worker asks for one, call or not */
+    if (p->probe && p->nworkers + p->starting == 0)
+        queued = 1;
+    p->probe = false;
     pthread_mutex_unlock(&p->lock);
     while (queued > idle + p->starting &&
            p->nworkers + p->starting < p->max_workers) {
-        if (!cf__pp_write_all(p->server_fd, "S", 1))
+        if (!cf__pp_write_all(p->server_fd, (char[]){ASK_SPAWN}, 1))
             return; /* the server is gone: its EOF breaks the pool */
         p->starting++;
     }
@@ -352,17 +380,17 @@ static bool read_server_msg(struct process_pool *p) {
         p->starting--;
     if (m.kind == MSG_SPAWNED && fd >= 0) {
         add_worker(p, m.pid, fd);
-    } else if (m.kind == MSG_EXITED) {
+    } else if (m.kind == MSG_EXITED || m.kind == MSG_EXIT_UNREAD) {
         struct worker *w = find_worker(p, m.pid);
         if (w) {
             w->exited = true;
+            w->status_unread = m.kind == MSG_EXIT_UNREAD;
             w->wstatus = m.info;
         }
     } else if (p->nworkers == 0 && p->starting == 0) {
         if (fd >= 0)
             close(fd);
-        break_pool(p, "a worker could not be started: errno %d",
-                   m.kind == MSG_SPAWNED ? EBADF : (int)m.info);
+        no_worker_startable(p, m.kind == MSG_SPAWNED ? EBADF : (int)m.info);
     } else {
         /* fork failed, but workers remain: they run the calls, and no new
          * one is asked for until one of them goes (no retry spin) */
@@ -492,6 +520,29 @@ static bool outcomes_waiting(struct process_pool *p) {
     return false;
 }
 
+/*
+ * How much room to read into for the frame w's stream has begun, `need`
+ * octets short: a frame larger than a read must first show (its first
+ * octets: an outcome for a call sent to w, of that very length) that it
+ * is one, so that a stray header (a task writing on the socket) is caught
+ * as garbage before anything is reserved for it. 0: it is garbage.
+ */
+static size_t room_for_frame(const struct worker *w, size_t need) {
+    const struct stream *s = &w->in;
+    size_t have = s->buf.len - s->off;
+    uint32_t slot;
+    if (need <= READ_CHUNK || have < CF__FRAME_HEADER)
+        return need;
+    const unsigned char *frame = s->buf.data + s->off;
+    int check = cf__outcome_length_check(frame + CF__FRAME_HEADER,
+                                         have - CF__FRAME_HEADER,
+                                         cf__frame_length(frame), &slot);
+    size_t pos = slot - w->block * DEPTH;
+    if (check < 0 || (check > 0 && !(in_ring(w, pos) && w->ring[pos])))
+        return 0;
+    return check > 0 ? need : READ_CHUNK;
+}
+
 /* Reads and handles what w sent; at EOF closes its socket. A read that
  * leaves room in the buffer emptied the socket: what comes after it, the
  * next poll() reports, so no read is spent just to hear EAGAIN. */
@@ -503,9 +554,17 @@ static void read_worker(struct process_pool *p, struct worker *w) {
         while (!p->finished && w->fd >= 0 &&
                cf__pp_stream_frame(&w->in, &payload, &len, &need))
             handle_frame(p, w, payload, len);
-        if (p->finished || w->fd < 0 || drained)
+        if (p->finished || w->fd < 0)
             return;
-        ssize_t n = cf__pp_stream_read(&w->in, w->fd, need);
+        size_t room = room_for_frame(w, need);
+        if (!room) {
+            break_pool(p, "a reply from worker %d could not be decoded",
+                       (int)w->pid);
+            return;
+        }
+        if (drained)
+            return;
+        ssize_t n = cf__pp_stream_read(&w->in, w->fd, room);
         drained = n > 0 && w->in.buf.len < w->in.buf.cap;
         if (n < 0 && errno == EAGAIN)
             return;
@@ -528,6 +587,17 @@ static void read_worker(struct process_pool *p, struct worker *w) {
 static void settle_workers(struct process_pool *p) {
     for (size_t i = 0; i < p->nworkers && !p->finished; i++) {
         struct worker *w = &p->workers[i];
+        if (w->exited && w->fd >= 0) {
+            /* Its end is known, so everything it sent is in the socket
+             * now: read that rather than wait for an end of file that a
+             * copy of the socket (in a fork of the program, or a program
+             * a task started) would hold back. */
+            read_worker(p, w);
+            collect(p, w);
+            if (p->finished)
+                return;
+            close_worker(w);
+        }
         if (w->fd >= 0 || (!w->exited && p->server_fd >= 0))
             continue;
         if (w->state == W_OPEN || w->count) {
@@ -558,6 +628,9 @@ static bool manager_done(struct process_pool *p) {
     for (size_t i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
         if (w->fd >= 0 && w->count == 0) {
+            /* told to exit, as a copy of its socket may keep it from
+             * seeing the end of file (failed: it is gone, or will see it) */
+            send(w->fd, QUIT_FRAME, CF__FRAME_HEADER, MSG_NOSIGNAL);
             close_worker(w);
             w->state = W_CLOSED;
         }

@@ -33,14 +33,23 @@ static cf_status pool_submit(void *self, cf_work *work) {
     struct process_pool *p = self;
     cf_status st = CF_OK;
     pthread_mutex_lock(&p->lock);
-    if (p->broken || p->shutdown)
+    if (p->broken || p->shutdown) {
         st = p->broken ? CF_BROKEN : CF_SHUTDOWN;
-    else
+    } else if (p->spawn_errno) {
+        /* no worker, and none could be started last time: refuse, and have
+         * the manager try again for the next submit */
+        st = CF_EAGAIN;
+        p->spawn_errno = 0;
+        p->probe = true;
+    } else {
         cf__queue_push(&p->queue, cf__work_future(work));
+    }
     if (st == CF_OK)
         atomic_fetch_add_explicit(&p->events, 1, memory_order_release);
     bool sleeping = st == CF_OK && p->sleeping;
     pthread_mutex_unlock(&p->lock);
+    if (st == CF_EAGAIN)
+        wake(p);
     if (!sleeping)
         return st;
     if (cf__pp_current_pool != p && pthread_mutex_trylock(&p->io_lock) == 0) {

@@ -70,6 +70,11 @@
  * about a thread wake-up and a submit, so that the next call of a caller
  * that submits as soon as it has a result finds it awake. */
 #define LINGER_NS 50000
+/* The frame the manager sends a worker it is done with, before it closes
+ * its socket: an empty one (no task frame is). The worker then exits
+ * without waiting for an end of file that a copy of the socket elsewhere
+ * (a fork of the program) would hold back. */
+#define QUIT_FRAME "\0\0\0\0"
 /* Octets read from a socket at a time. */
 #define READ_CHUNK 65536
 
@@ -98,8 +103,16 @@ struct shared {
 
 /* ---- the pool --------------------------------------------------------- */
 
-/* What the fork server tells the parent. */
-enum { MSG_SPAWNED = 1, MSG_SPAWN_FAILED, MSG_EXITED };
+/* What the parent asks the fork server, one octet each: a worker, or to
+ * kill what is left and exit (sent before the parent closes its socket, so
+ * that the server never waits for an end of file that a copy of the
+ * socket in a fork of the program would hold back). */
+#define ASK_SPAWN 'S'
+#define ASK_QUIT 'Q'
+
+/* What the fork server tells the parent. MSG_EXIT_UNREAD: the worker
+ * ended, but its wait status could not be read. */
+enum { MSG_SPAWNED = 1, MSG_SPAWN_FAILED, MSG_EXITED, MSG_EXIT_UNREAD };
 struct server_msg {
     int32_t kind, pid, info; /* info: errno, or the wait status */
 };
@@ -120,9 +133,10 @@ struct worker {
     pid_t pid;
     int fd; /* -1 once closed */
     enum worker_state state;
-    int nsent;    /* task frames sent, for max_tasks_per_child */
-    size_t block; /* its slots: shared->blocks[block] */
-    bool exited;  /* the server reported its end */
+    int nsent;          /* task frames sent, for max_tasks_per_child */
+    size_t block;       /* its slots: shared->blocks[block] */
+    bool exited;        /* the server reported its end */
+    bool status_unread; /* ... but could not read its wait status */
     int wstatus;
     /* The calls sent and not collected, oldest first: ring[(head + i) %
      * DEPTH] uses slot (head + i) % DEPTH of the block; NULL for a call
@@ -144,6 +158,11 @@ struct process_pool {
     bool sleeping;    /* the manager polls with the queue empty: wake it */
     bool cancel_sent; /* shutdown(cancel_futures) waits for the manager */
     bool manager_gone;
+    /* The errno of the last failed start of a worker while none was left
+     * (then submits are refused with CF_EAGAIN), and a refused submit's
+     * request that the manager try again. */
+    int spawn_errno;
+    bool probe;
     atomic_uint events; /* submits and wake-ups, for a lingering manager */
     int start_state; /* 0 starting, 1 running, -1 the server did not start */
     /* set before the manager starts, read-only after */
@@ -181,7 +200,8 @@ static inline struct slot *cf__pp_slot_at(const struct process_pool *p,
 /* ---- descriptors and streams (process_io.c) --------------------------- */
 
 bool cf__pp_write_all(int fd, const void *data, size_t len);
-/* Moves fd to CHILD_FD and closes every other descriptor above 2. */
+/* Moves fd to CHILD_FD, close-on-exec, and closes every other descriptor
+ * above 2. */
 void cf__pp_keep_only(int fd);
 
 /* Room for `room` more octets after what s holds, moving what is left to

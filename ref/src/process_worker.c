@@ -6,7 +6,8 @@
  * cf__pp_worker_main in the child) and single-threaded. It reads task
  * frames (ipc.c) in batches from its socket and runs the calls one at a
  * time, in order, claiming each first (see process_pool.h); it exits, with
- * _exit, at EOF, after max_tasks_per_child calls, or when it cannot go on.
+ * _exit, when told to (an empty frame) or at EOF, after max_tasks_per_child
+ * calls, or when it cannot go on.
  *
  * Owns: CHILD_FD, its end of its socket to the manager (blocking on this
  * side; every other descriptor above 2 is closed), and its block of the
@@ -162,6 +163,8 @@ _Noreturn void cf__pp_worker_main(const struct process_pool *p, int fd,
         const unsigned char *payload;
         size_t len, need;
         if (cf__pp_stream_frame(&in, &payload, &len, &need)) {
+            if (len == 0)
+                break; /* QUIT_FRAME: the parent is done with it */
             worker_run(p, payload, len, &self);
             n++;
         } else {
