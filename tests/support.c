@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 int count_threads(void) {
@@ -242,4 +243,52 @@ cf_value hand_made_buffer(cf_type type, const char *s, size_t len) {
         memcpy(v.as.buf.data, s, len);
     }
     return v;
+}
+
+/* ---- process pools ----------------------------------------------------- */
+
+#define BROKEN_PREFIX                                                         \
+    "A process in the process pool was terminated abruptly while the "        \
+    "future was running or pending. ("
+
+cf_executor *ppool(int max_workers, int max_tasks) {
+    cf_process_pool_options o;
+    cf_executor *ex = NULL;
+    ASSERT_OK(cf_process_pool_options_init(&o));
+    o.max_workers = max_workers;
+    o.max_tasks_per_child = max_tasks;
+    ASSERT_OK(cf_process_pool_new(&o, &ex));
+    return ex;
+}
+
+int64_t run_int(cf_executor *ex, cf_fn fn, const cf_value *args,
+                size_t nargs) {
+    cf_future *f;
+    cf_value v;
+    ASSERT_OK(cf_submit(ex, fn, args, nargs, &f));
+    ASSERT_OK(cf_future_result(f, LONG, &v));
+    ASSERT_EQ(v.type, CF_TYPE_INT);
+    ASSERT_OK(cf_future_release(f));
+    return v.as.i;
+}
+
+void check_broken(cf_future *f, const char *detail) {
+    const cf_error *e;
+    ASSERT_STATUS(cf_future_result(f, LONG, NULL), CF_BROKEN);
+    ASSERT_OK(cf_future_exception(f, 0, &e));
+    check_error(e, CF_BROKEN, "BrokenProcessPool", NULL);
+    const char *m = cf_error_message(e);
+    ASSERT_TRUE(strncmp(m, BROKEN_PREFIX, strlen(BROKEN_PREFIX)) == 0);
+    if (!strstr(m, detail))
+        test_fail(__FILE__, __LINE__, "\"%s\" does not say \"%s\"", m, detail);
+}
+
+void task_getpid(cf_call *call) {
+    bool parent = cf_nargs(call) > 0 && cf_arg(call, 0)->as.b;
+    cf_return(call, cf_int(parent ? getppid() : getpid()));
+}
+
+void task_kill_self(cf_call *call) {
+    (void)call;
+    raise(SIGKILL);
 }

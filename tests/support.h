@@ -91,6 +91,22 @@ void release_all(cf_future *const *fs, size_t n);
  * past it. cf_value_free frees it. */
 cf_value hand_made_buffer(cf_type type, const char *s, size_t len);
 
+/* ---- Process pools ------------------------------------------------------ */
+
+/* A process pool of max_workers (CF_DEFAULT_WORKERS allowed) with this
+ * max_tasks_per_child (CF_UNLIMITED_TASKS allowed). */
+cf_executor *ppool(int max_workers, int max_tasks);
+/* Submits fn(args) and gives the int it returns within LONG. */
+int64_t run_int(cf_executor *ex, cf_fn fn, const cf_value *args, size_t nargs);
+/* Checks f fails, within LONG, as a broken process pool whose message (the
+ * Python one, then the detail in parentheses) contains detail. */
+void check_broken(cf_future *f, const char *detail);
+/* Returns the worker's pid (arg0 false or absent) or its parent's, the
+ * fork server's (true). */
+void task_getpid(cf_call *call);
+/* Kills its own worker with SIGKILL. */
+void task_kill_self(cf_call *call);
+
 /* ---- A thread that completes futures while the test waits -------------- */
 
 /*

@@ -27,55 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define BROKEN_PREFIX                                                         \
-    "A process in the process pool was terminated abruptly while the "        \
-    "future was running or pending. ("
-
 /* ---- helpers ----------------------------------------------------------- */
-
-static cf_executor *ppool(int max_workers, int max_tasks) {
-    cf_process_pool_options o;
-    cf_executor *ex = NULL;
-    ASSERT_OK(cf_process_pool_options_init(&o));
-    o.max_workers = max_workers;
-    o.max_tasks_per_child = max_tasks;
-    ASSERT_OK(cf_process_pool_new(&o, &ex));
-    return ex;
-}
-
-/* Returns the worker's pid. */
-static void task_getpid(cf_call *call) {
-    cf_return(call, cf_int(getpid()));
-}
-
-static void task_kill_self(cf_call *call) {
-    (void)call;
-    raise(SIGKILL);
-}
-
-static int64_t run_int(cf_executor *ex, cf_fn fn, const cf_value *args,
-                       size_t nargs) {
-    cf_future *f;
-    cf_value v;
-    ASSERT_OK(cf_submit(ex, fn, args, nargs, &f));
-    ASSERT_OK(cf_future_result(f, LONG, &v));
-    ASSERT_EQ(v.type, CF_TYPE_INT);
-    ASSERT_OK(cf_future_release(f));
-    return v.as.i;
-}
-
-/* f fails, within LONG, as a broken process pool whose message ends with
- * detail. */
-static void check_broken(cf_future *f, const char *detail) {
-    const cf_error *e;
-    ASSERT_STATUS(cf_future_result(f, LONG, NULL), CF_BROKEN);
-    ASSERT_OK(cf_future_exception(f, 0, &e));
-    check_error(e, CF_BROKEN, "BrokenProcessPool", NULL);
-    const char *m = cf_error_message(e);
-    ASSERT_TRUE(strncmp(m, BROKEN_PREFIX, strlen(BROKEN_PREFIX)) == 0);
-    if (!strstr(m, detail))
-        test_fail(__FILE__, __LINE__, "\"%s\" does not say \"%s\"", m, detail);
-}
 
 /* Submits task_kill_self: its future fails, within LONG, as a pool broken
  * by signal 9. */

@@ -33,21 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define BROKEN_PREFIX                                                         \
-    "A process in the process pool was terminated abruptly while the "        \
-    "future was running or pending. ("
-
 /* ---- helpers ----------------------------------------------------------- */
-
-static cf_executor *ppool(int max_workers, int max_tasks) {
-    cf_process_pool_options o;
-    cf_executor *ex = NULL;
-    ASSERT_OK(cf_process_pool_options_init(&o));
-    o.max_workers = max_workers;
-    o.max_tasks_per_child = max_tasks;
-    ASSERT_OK(cf_process_pool_new(&o, &ex));
-    return ex;
-}
 
 /* A private folder for the test's FIFOs and marker files. */
 static char folder[64];
@@ -142,12 +128,6 @@ static void task_echo(cf_call *call) {
     cf_return(call, v);
 }
 
-/* Returns the worker's pid (arg0 false) or its parent's (true). */
-static void task_getpid(cf_call *call) {
-    bool parent = cf_nargs(call) > 0 && cf_arg(call, 0)->as.b;
-    cf_return(call, cf_int(parent ? getppid() : getpid()));
-}
-
 /* arg0: str type, arg1: str message; raises it. */
 static void task_raise_it(cf_call *call) {
     cf_raise(call, cf_arg(call, 0)->as.buf.data, "%s",
@@ -166,11 +146,6 @@ static void task_touch(cf_call *call) {
         close(fd);
 }
 
-static void task_kill_self(cf_call *call) {
-    (void)call;
-    raise(SIGKILL);
-}
-
 static void task_exit_7(cf_call *call) {
     (void)call;
     _exit(7);
@@ -180,28 +155,6 @@ static void task_exit_7(cf_call *call) {
 static void wait_done(cf_future *f) {
     const cf_error *e;
     ASSERT_OK(cf_future_exception(f, LONG, &e));
-}
-
-static int64_t run_int(cf_executor *ex, cf_fn fn, const cf_value *args,
-                       size_t nargs) {
-    cf_future *f;
-    cf_value v;
-    ASSERT_OK(cf_submit(ex, fn, args, nargs, &f));
-    ASSERT_OK(cf_future_result(f, LONG, &v));
-    ASSERT_EQ(v.type, CF_TYPE_INT);
-    ASSERT_OK(cf_future_release(f));
-    return v.as.i;
-}
-
-static void check_broken(cf_future *f, const char *detail) {
-    const cf_error *e;
-    ASSERT_STATUS(cf_future_result(f, LONG, NULL), CF_BROKEN);
-    ASSERT_OK(cf_future_exception(f, 0, &e));
-    check_error(e, CF_BROKEN, "BrokenProcessPool", NULL);
-    const char *m = cf_error_message(e);
-    ASSERT_TRUE(strncmp(m, BROKEN_PREFIX, strlen(BROKEN_PREFIX)) == 0);
-    if (!strstr(m, detail))
-        test_fail(__FILE__, __LINE__, "\"%s\" does not say \"%s\"", m, detail);
 }
 
 static int count_fds(void) {

@@ -865,6 +865,24 @@ CF_EXTERN cf_status cf_process_pool_options_init(cf_process_pool_options *o);
 CF_EXTERN cf_status cf_process_pool_new(const cf_process_pool_options *options,
                                         cf_executor **out);
 
+/*
+ * Stops the pool at once. Python: ProcessPoolExecutor.terminate_workers()
+ * and kill_workers() (3.14): as cf_executor_shutdown(ex, false, true) --
+ * every call that has not started is cancelled, and later submits return
+ * CF_SHUTDOWN -- then SIGTERM (terminate) or SIGKILL (kill) to every
+ * worker, and to any worker starting meanwhile; none starts again. The
+ * calls that were running fail with CF_BROKEN, "BrokenProcessPool", their
+ * message naming the signal (a worker may catch SIGTERM and finish its
+ * call first). No error if there are no workers, or they are gone; a
+ * second call is harmless (the first one's signal stands). Free the pool
+ * as usual afterwards (cf_executor_free), which leaves no process.
+ * Returns: CF_OK; CF_EINVAL if ex is not a process pool.
+ * Thread-safety: any thread, a done callback included; does not wait for
+ * the workers to end.
+ */
+CF_EXTERN cf_status cf_process_pool_terminate_workers(cf_executor *ex);
+CF_EXTERN cf_status cf_process_pool_kill_workers(cf_executor *ex);
+
 /* ------------------------------------------------------------------------
  * wait
  * ------------------------------------------------------------------------ */

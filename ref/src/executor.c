@@ -144,6 +144,10 @@ bool cf__executor_runs_chunks(const cf_executor *ex) {
     return ex->runs_chunks;
 }
 
+void *cf__executor_self(const cf_executor *ex, const cf_executor_ops *ops) {
+    return ex && ex->ops == ops ? ex->self : NULL;
+}
+
 const char *cf_executor_name(const cf_executor *ex) {
     return ex && ex->ops->name ? ex->ops->name : "";
 }

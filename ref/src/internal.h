@@ -266,6 +266,9 @@ bool cf__reserved_unset(void *const *reserved, size_t n);
     cf__reserved_unset((s)->reserved,                                         \
                        sizeof(s)->reserved / sizeof(s)->reserved[0])
 
+/* The executor's own state if ops is its table (it is that kind of
+ * executor), else NULL. */
+void *cf__executor_self(const cf_executor *ex, const cf_executor_ops *ops);
 /* True once the atexit wait began: submits are refused from then on. */
 bool cf__exiting(void);
 /* Makes cf_map send items to ex in chunks of its chunksize (process pools,

@@ -297,7 +297,7 @@ void cf__pp_cancel_sent(struct process_pool *p) {
  * call sent ahead behind another waits too: a new worker takes it back. */
 static void request_workers(struct process_pool *p) {
     size_t idle = 0, queued = 0;
-    if (p->spawn_failed)
+    if (p->spawn_failed || p->forced)
         return;
     for (size_t i = 0; i < p->nworkers; i++) {
         const struct worker *w = &p->workers[i];
@@ -380,6 +380,8 @@ static bool read_server_msg(struct process_pool *p) {
         p->starting--;
     if (m.kind == MSG_SPAWNED && fd >= 0) {
         add_worker(p, m.pid, fd);
+        if (p->forced) /* asked for before the workers were signalled */
+            kill(m.pid, p->forced);
     } else if (m.kind == MSG_EXITED || m.kind == MSG_EXIT_UNREAD) {
         struct worker *w = find_worker(p, m.pid);
         if (w) {
@@ -643,6 +645,27 @@ static bool manager_done(struct process_pool *p) {
     return true;
 }
 
+void cf__pp_signal_workers(struct process_pool *p, int sig) {
+    p->forced = sig;
+    for (size_t i = 0; i < p->nworkers; i++)
+        if (!p->workers[i].exited)
+            kill(p->workers[i].pid, sig);
+}
+
+/* Answers a terminate_workers / kill_workers that waits for the manager. */
+static void answer_force(struct process_pool *p) {
+    pthread_mutex_lock(&p->lock);
+    int sig = p->force_sent ? 0 : p->force_signal;
+    pthread_mutex_unlock(&p->lock);
+    if (!sig)
+        return;
+    cf__pp_signal_workers(p, sig);
+    pthread_mutex_lock(&p->lock);
+    p->force_sent = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
 /* Answers a shutdown(cancel_futures) that waits for the manager. */
 static void answer_cancel(struct process_pool *p) {
     pthread_mutex_lock(&p->lock);
@@ -781,6 +804,7 @@ void *cf__pp_manager_main(void *arg) {
         unsigned events =
             atomic_load_explicit(&p->events, memory_order_acquire);
         answer_cancel(p);
+        answer_force(p);
         dispatch(p);
         if (!p->finished)
             request_workers(p);

@@ -134,6 +134,41 @@ static const cf_executor_ops process_pool_ops = {.name = "ProcessPoolExecutor",
                                                  .shutdown = pool_shutdown,
                                                  .free = pool_free};
 
+/* ---- terminate_workers, kill_workers ---------------------------------- */
+
+/* Python: ProcessPoolExecutor.terminate_workers() / kill_workers() (3.14):
+ * shutdown(wait=False, cancel_futures=True), then sig to every worker. */
+static cf_status force_shutdown(cf_executor *ex, int sig) {
+    struct process_pool *p = cf__executor_self(ex, &process_pool_ops);
+    if (!p)
+        return CF_EINVAL;
+    cf_status st = cf_executor_shutdown(ex, false, true);
+    if (st != CF_OK)
+        return st;
+    if (cf__pp_current_pool == p) {
+        cf__pp_signal_workers(p, sig); /* a callback in the manager */
+        return CF_OK;
+    }
+    pthread_mutex_lock(&p->lock);
+    if (!p->force_signal) /* the first of two calls decides */
+        p->force_signal = sig;
+    pthread_mutex_unlock(&p->lock);
+    wake(p);
+    pthread_mutex_lock(&p->lock);
+    while (!p->force_sent && !p->manager_gone)
+        pthread_cond_wait(&p->cond, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    return CF_OK;
+}
+
+cf_status cf_process_pool_terminate_workers(cf_executor *ex) {
+    return force_shutdown(ex, SIGTERM);
+}
+
+cf_status cf_process_pool_kill_workers(cf_executor *ex) {
+    return force_shutdown(ex, SIGKILL);
+}
+
 /* ---- construction ----------------------------------------------------- */
 
 cf_status cf_process_pool_options_init(cf_process_pool_options *o) {

@@ -163,6 +163,10 @@ struct process_pool {
      * request that the manager try again. */
     int spawn_errno;
     bool probe;
+    /* terminate_workers / kill_workers: the signal the manager is asked to
+     * send every worker (0: none asked), and whether it did. */
+    int force_signal;
+    bool force_sent;
     atomic_uint events; /* submits and wake-ups, for a lingering manager */
     int start_state; /* 0 starting, 1 running, -1 the server did not start */
     /* set before the manager starts, read-only after */
@@ -184,6 +188,7 @@ struct process_pool {
     bool *blocks_used; /* [max_workers] */
     size_t nworkers, starting;
     bool spawn_failed; /* no more requests until a worker goes */
+    int forced; /* the signal the workers were sent: none starts again */
     struct pollfd *pfds;
     struct cf__buf frame;
     bool finished;
@@ -245,6 +250,10 @@ void *cf__pp_manager_main(void *arg);
 /* In shutdown(cancel_futures): cancels every call sent and not yet
  * claimed. */
 void cf__pp_cancel_sent(struct process_pool *p);
+/* For terminate_workers / kill_workers: sends sig to every worker, and to
+ * every worker that starts from now on; none is asked for again. In the
+ * manager thread (io_lock held). */
+void cf__pp_signal_workers(struct process_pool *p, int sig);
 /*
  * From a submitting thread while the manager sleeps in poll() (io_lock
  * held): sends the one queued call to an idle worker, sparing the round
