@@ -244,8 +244,9 @@ static pid_t only_child(void) {
 /* In a child (its own user when the test runs as root, so that the limit
  * holds): a pool whose first worker cannot be forked (its fork server's
  * RLIMIT_NPROC below the processes of its user) fails that call, then
- * cf_submit gives CF_EAGAIN, and once processes can be made again the pool
- * works. Returns the line of the first failed check, 0 if all held. */
+ * cf_submit gives CF_EAGAIN (its cf_last_error Python's BlockingIOError),
+ * and once processes can be made again the pool works. Returns the line of the
+ * first failed check, 0 if all held. */
 static int no_worker_child(void) {
     struct rlimit lim;
     cf_future *f;
@@ -272,7 +273,9 @@ static int no_worker_child(void) {
         return __LINE__;
     }
     cf_future_release(f);
-    if (cf_submit(ex, task_getpid, NULL, 0, &f) != CF_EAGAIN)
+    if (cf_submit(ex, task_getpid, NULL, 0, &f) != CF_EAGAIN ||
+        strcmp(cf_error_type(cf_last_error()), "BlockingIOError") != 0 ||
+        strncmp(cf_error_message(cf_last_error()), "[Errno 11] ", 11) != 0)
         return __LINE__;
     lim.rlim_cur = soft;
     if (prlimit(server, RLIMIT_NPROC, &lim, NULL) != 0)

@@ -532,12 +532,39 @@ typedef struct cf_executor cf_executor;
  *          CF_BROKEN if the executor is broken; CF_EAGAIN if no worker could
  *          be started; CF_NOMEM; CF_EINVAL (NULL ex, fn or out; NULL args
  *          with nargs > 0; an argument cf_value_copy refuses). On failure
- *          nothing was scheduled.
+ *          nothing was scheduled, and cf_last_error() says why.
  * Thread-safety: any thread, including the executor's own workers. Does not
  *          wait for the call.
  */
 CF_EXTERN cf_status cf_submit(cf_executor *ex, cf_fn fn, const cf_value *args,
                               size_t nargs, cf_future **out);
+
+/*
+ * Why the last cf_submit or cf_map that failed in this thread failed, as
+ * the exception Python would have raised: RuntimeError "cannot schedule new
+ * futures after shutdown" (or "... after interpreter shutdown" once process
+ * exit began), "BrokenThreadPool" / "BrokenProcessPool" with Python's
+ * message, "BlockingIOError" "[Errno 11] Resource temporarily unavailable"
+ * when no process could be started, ValueError for a bad argument, ... --
+ * so that a trace compares it with CPython's. Its cf_error_status is the
+ * status the call returned. NULL if no such call failed in this thread yet.
+ * Calls that succeed leave it as it is.
+ * Owned by the library, one per thread; valid in this thread until its next
+ * failing cf_submit or cf_map, and freed when the thread ends.
+ */
+CF_EXTERN const cf_error *cf_last_error(void);
+
+/*
+ * For executor writers, in ops->submit: refuses the work saying why --
+ * sets this thread's cf_last_error to an exception of Python type `type`
+ * (as cf_raise) and returns status, so `return cf_refuse(CF_BROKEN,
+ * "BrokenMyPool", "...");`. A submit that refuses without it gets the
+ * exception Python raises for that status.
+ * Returns: status; CF_EINVAL (nothing set) for CF_OK, a bad type or a NULL
+ *          fmt.
+ */
+CF_EXTERN cf_status cf_refuse(cf_status status, const char *type,
+                              const char *fmt, ...) CF_PRINTF(3, 4);
 
 /*
  * Stops the executor taking work. Python: Executor.shutdown(wait,

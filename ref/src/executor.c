@@ -176,19 +176,27 @@ cf_status cf_submit(cf_executor *ex, cf_fn fn, const cf_value *args,
                     size_t nargs, cf_future **out) {
     cf_future *f;
     if (!ex || !fn || !out || (!args && nargs))
-        return CF_EINVAL;
+        return cf_refuse(CF_EINVAL, "ValueError", "cf_submit: %s is NULL",
+                         !ex    ? "the executor"
+                         : !fn  ? "fn"
+                         : !out ? "out"
+                                : "args");
     if (atomic_load(&ex->shutdown) || cf__exiting())
-        return CF_SHUTDOWN;
+        return cf__refuse_by_status(CF_SHUTDOWN);
     cf_status st = make_work(fn, args, nargs, &f);
+    if (st == CF_EINVAL)
+        return cf_refuse(st, "ValueError",
+                         "cf_submit: an argument is not a valid value");
     if (st != CF_OK)
-        return st;
+        return cf__refuse_by_status(st);
+    unsigned said = cf__refusals();
     st = ex->ops->submit(ex->self, cf__future_work(f));
     if (st != CF_OK) {
         /* refused: nobody else saw it, so drop both references */
         f->work_ended = true;
         cf_future_release(f);
         cf_future_release(f);
-        return st;
+        return said == cf__refusals() ? cf__refuse_by_status(st) : st;
     }
     *out = f;
     return CF_OK;

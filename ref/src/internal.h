@@ -257,6 +257,15 @@ void cf__pool_sync_destroy(pthread_mutex_t *lock, pthread_mutex_t *join_lock,
 cf_status cf__values_dup(const cf_value *src, size_t n, cf_value **out);
 void cf__values_free(cf_value *values, size_t n);
 
+/* ---- why a submit failed (last_error.c) ------------------------------ */
+
+/* How many cf_refuse calls this thread has made. */
+unsigned cf__refusals(void);
+/* cf_refuse with the exception Python raises for status (RuntimeError
+ * "cannot schedule new futures after shutdown", ...), for a refusal whose
+ * executor did not say why. */
+cf_status cf__refuse_by_status(cf_status status);
+
 /* ---- executors (executor.c) ------------------------------------------- */
 
 /* True when a public struct's reserved slots (room for what a later version

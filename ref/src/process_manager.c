@@ -134,18 +134,33 @@ static void describe_exit(char *buf, size_t size, const struct worker *w) {
  * process (OSError, "[Errno 11] Resource temporarily unavailable"), and
  * cf_submit refuses calls with CF_EAGAIN until a worker can be started
  * again (each refusal makes the manager try). The pool is not broken. */
-static void no_worker_startable(struct process_pool *p, int err) {
-    char text[96], message[128];
-    snprintf(message, sizeof message, "[Errno %d] %s", err,
+const char *cf__pp_errno_type(int err) {
+    return err == EAGAIN ? "BlockingIOError" : "OSError";
+}
+
+void cf__pp_errno_message(int err, char *buf, size_t size) {
+    char text[96];
+    snprintf(buf, size, "[Errno %d] %s", err,
              strerror_r(err, text, sizeof text));
+}
+
+cf_status cf__pp_refuse_spawn(int err) {
+    char message[128];
+    cf__pp_errno_message(err, message, sizeof message);
+    return cf_refuse(CF_EAGAIN, cf__pp_errno_type(err), "%s", message);
+}
+
+static void no_worker_startable(struct process_pool *p, int err) {
+    char message[128];
+    cf__pp_errno_message(err, message, sizeof message);
     pthread_mutex_lock(&p->lock);
     p->spawn_errno = err ? err : EAGAIN;
     cf_future *queued = cf__queue_take_all(&p->queue);
     pthread_mutex_unlock(&p->lock);
     for (cf_future *f = queued, *next; f; f = next) {
         next = f->queue_next;
-        cf_work_fail(cf__future_work(f), CF_RAISED,
-                     err == EAGAIN ? "BlockingIOError" : "OSError", message);
+        cf_work_fail(cf__future_work(f), CF_RAISED, cf__pp_errno_type(err),
+                     message);
     }
 }
 

@@ -32,6 +32,7 @@ static void wake(struct process_pool *p) {
 static cf_status pool_submit(void *self, cf_work *work) {
     struct process_pool *p = self;
     cf_status st = CF_OK;
+    int spawn_errno = 0;
     pthread_mutex_lock(&p->lock);
     if (p->broken || p->shutdown) {
         st = p->broken ? CF_BROKEN : CF_SHUTDOWN;
@@ -39,6 +40,7 @@ static cf_status pool_submit(void *self, cf_work *work) {
         /* no worker, and none could be started last time: refuse, and have
          * the manager try again for the next submit */
         st = CF_EAGAIN;
+        spawn_errno = p->spawn_errno;
         p->spawn_errno = 0;
         p->probe = true;
     } else {
@@ -48,8 +50,12 @@ static cf_status pool_submit(void *self, cf_work *work) {
         atomic_fetch_add_explicit(&p->events, 1, memory_order_release);
     bool sleeping = st == CF_OK && p->sleeping;
     pthread_mutex_unlock(&p->lock);
-    if (st == CF_EAGAIN)
+    if (st == CF_EAGAIN) {
         wake(p);
+        return cf__pp_refuse_spawn(spawn_errno);
+    }
+    if (st == CF_BROKEN)
+        return cf_refuse(st, BROKEN_TYPE, "%s", BROKEN_SUBMIT_MESSAGE);
     if (!sleeping)
         return st;
     if (cf__pp_current_pool != p && pthread_mutex_trylock(&p->io_lock) == 0) {

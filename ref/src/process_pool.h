@@ -52,6 +52,10 @@
 #define BROKEN_MESSAGE                                                        \
     "A process in the process pool was terminated abruptly while the "        \
     "future was running or pending."
+/* What a submit to a broken pool raises (Python's executor._broken). */
+#define BROKEN_SUBMIT_MESSAGE                                                 \
+    "A child process terminated abruptly, the process pool is not usable "    \
+    "anymore"
 #define PICKLE_MESSAGE "cannot pickle 'pointer' object"
 /* A worker whose initializer raised exits with this status. */
 #define INIT_FAILED_STATUS 3
@@ -250,6 +254,12 @@ void *cf__pp_manager_main(void *arg);
 /* In shutdown(cancel_futures): cancels every call sent and not yet
  * claimed. */
 void cf__pp_cancel_sent(struct process_pool *p);
+/* Why no worker could be started (errno err), as Python's OSError for it:
+ * its type name and "[Errno N] text". */
+const char *cf__pp_errno_type(int err);
+void cf__pp_errno_message(int err, char *buf, size_t size);
+/* cf_refuse(CF_EAGAIN) with that OSError. */
+cf_status cf__pp_refuse_spawn(int err);
 /* For terminate_workers / kill_workers: sends sig to every worker, and to
  * every worker that starts from now on; none is asked for again. In the
  * manager thread (io_lock held). */

@@ -345,6 +345,8 @@ static cf_status pool_submit(void *self, cf_work *work) {
     pthread_cond_signal(&p->work_cond);
 out_unlock:
     pthread_mutex_unlock(&p->lock);
+    if (st == CF_BROKEN)
+        return cf_refuse(st, "BrokenThreadPool", BROKEN_MESSAGE);
     return st;
 }
 
