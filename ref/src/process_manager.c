@@ -70,6 +70,23 @@ static void close_worker(struct worker *w) {
 
 /* ---- breaking the pool (manager thread) ------------------------------- */
 
+/*
+ * User code -- done callbacks, the log hook -- never runs with a cfutures
+ * lock held: the manager lets go of io_lock around what may call it. Its
+ * state stays its own meanwhile: a submit takes io_lock only from a manager
+ * asleep in poll() (cf__pp_submit_directly checks), and what user code run
+ * here may do to the pool leaves that state alone (a submit queues;
+ * shutdown and terminate_workers, from this thread, cancel and signal what
+ * is there).
+ */
+static void user_code_begins(struct process_pool *p) {
+    pthread_mutex_unlock(&p->io_lock);
+}
+
+static void user_code_ends(struct process_pool *p) {
+    pthread_mutex_lock(&p->io_lock);
+}
+
 static void fail_all(cf_future *all, const char *message) {
     for (cf_future *f = all, *next; f; f = next) {
         next = f->queue_next;
@@ -109,8 +126,10 @@ static void break_pool(struct process_pool *p, const char *fmt, ...) {
     }
     p->nworkers = p->starting = 0;
     p->finished = true;
+    user_code_begins(p);
     fail_all(sent, message);
     fail_all(queued, message);
+    user_code_ends(p);
 }
 
 static void describe_exit(char *buf, size_t size, const struct worker *w) {
@@ -157,11 +176,13 @@ static void no_worker_startable(struct process_pool *p, int err) {
     p->spawn_errno = err ? err : EAGAIN;
     cf_future *queued = cf__queue_take_all(&p->queue);
     pthread_mutex_unlock(&p->lock);
+    user_code_begins(p);
     for (cf_future *f = queued, *next; f; f = next) {
         next = f->queue_next;
         cf_work_fail(cf__future_work(f), CF_RAISED, cf__pp_errno_type(err),
                      message);
     }
+    user_code_ends(p);
 }
 
 /* ---- sending calls (manager thread) ----------------------------------- */
@@ -204,10 +225,12 @@ static bool push_call(struct process_pool *p, struct worker *w, cf_future *f,
         return false;
     }
     if (st != CF_OK) {
+        user_code_begins(p);
         cf_work_fail(cf__future_work(f), CF_RAISED,
                      st == CF_EINVAL ? "TypeError" : "MemoryError",
                      st == CF_EINVAL ? PICKLE_MESSAGE
                                      : "the call is too large");
+        user_code_ends(p);
         return true;
     }
     if (fresh && !cf__future_set_claim(f, &cf__pp_slot_at(p, slot)->claim)) {
@@ -433,17 +456,20 @@ static void read_server(struct process_pool *p) {
 
 /* Completes f, sent to w at ring position pos, with the outcome of kind
  * (CF__OUT_VALUE, CF__OUT_ERROR or CF__OUT_SKIPPED for a cancelled one). */
-static void complete_call(struct worker *w, unsigned pos, cf_future *f,
-                          enum cf__outcome kind, cf_value *value,
-                          cf_error *error) {
+static void complete_call(struct process_pool *p, struct worker *w,
+                          unsigned pos, cf_future *f, enum cf__outcome kind,
+                          cf_value *value, cf_error *error) {
     w->ring[pos] = NULL;
     w->live--;
-    if (kind != CF__OUT_SKIPPED &&
-        cf__future_finish(f, error ? NULL : value, error, NULL) != CF_OK) {
-        cf__error_free(error);
-        cf_value_free(value);
+    if (kind != CF__OUT_SKIPPED) {
+        user_code_begins(p);
+        if (cf__future_finish(f, error ? NULL : value, error, NULL) != CF_OK) {
+            cf__error_free(error);
+            cf_value_free(value);
+        }
+        user_code_ends(p);
     }
-    cf_work_release(cf__future_work(f));
+    cf_work_release(cf__future_work(f)); /* done: runs nothing */
 }
 
 /* Whether ring position pos of w holds a call sent and not collected. */
@@ -466,8 +492,10 @@ static void handle_frame(struct process_pool *p, struct worker *w,
         return;
     }
     if (kind == CF__OUT_INIT_FAILED) {
+        user_code_begins(p);
         cf__log(CF_LOG_CRITICAL, "Exception in initializer: %s: %s",
                 cf_error_type(error), cf_error_message(error));
+        user_code_ends(p);
         cf__error_free(error);
         return; /* the worker exits: its death breaks the pool */
     }
@@ -482,7 +510,7 @@ static void handle_frame(struct process_pool *p, struct worker *w,
         break_pool(p, "worker %d sent a reply nobody asked for", (int)w->pid);
         return;
     }
-    complete_call(w, (unsigned)pos, f, kind, &value, error);
+    complete_call(p, w, (unsigned)pos, f, kind, &value, error);
 }
 
 /* Collects the outcomes w has counted done, oldest first, up to one whose
@@ -518,7 +546,7 @@ static void collect(struct process_pool *p, struct worker *w) {
                            st == CF_NOMEM ? "allocated" : "decoded");
                 return;
             }
-            complete_call(w, pos, f, kind, &value, error);
+            complete_call(p, w, pos, f, kind, &value, error);
         }
         w->head = (pos + 1) % DEPTH;
         w->count--;
@@ -688,7 +716,9 @@ static void answer_cancel(struct process_pool *p) {
     pthread_mutex_unlock(&p->lock);
     if (!asked)
         return;
+    user_code_begins(p); /* the cancelled calls' callbacks */
     cf__pp_cancel_sent(p);
+    user_code_ends(p);
     pthread_mutex_lock(&p->lock);
     p->cancel_sent = false;
     pthread_cond_broadcast(&p->cond);
@@ -842,12 +872,17 @@ void *cf__pp_manager_main(void *arg) {
 
 bool cf__pp_submit_directly(struct process_pool *p) {
     struct worker *idle = NULL;
+    pthread_mutex_lock(&p->lock);
+    /* io_lock free does not mean asleep: the manager lets go of it while
+     * it runs user code (user_code_begins) */
+    bool asleep = p->sleeping;
+    bool one = p->queue.head && !p->queue.head->queue_next;
+    pthread_mutex_unlock(&p->lock);
+    if (!asleep)
+        return true;
     for (size_t i = 0; i < p->nworkers && !idle; i++)
         if (can_take(&p->workers[i]) && p->workers[i].count == 0)
             idle = &p->workers[i];
-    pthread_mutex_lock(&p->lock);
-    bool one = p->queue.head && !p->queue.head->queue_next;
-    pthread_mutex_unlock(&p->lock);
     if (p->finished || !idle || !one || !send_queued(p, idle))
         return true;
     worker_flush(idle);

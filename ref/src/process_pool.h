@@ -22,8 +22,9 @@
  * that finds the manager asleep takes io_lock and sends the call itself,
  * sparing the round trip a thread wake-up. Order: io_lock, then
  * pool->lock, then the futures' stripe locks. Futures are completed, and
- * their callbacks run, in the manager thread, with io_lock held (a submit
- * from a callback then leaves the sending to the manager).
+ * their callbacks run, in the manager thread, which lets go of io_lock
+ * around them (user_code_begins in process_manager.c); a submit from a
+ * callback leaves the sending to the manager.
  *
  * Calls sent ahead: a call the manager sends ahead to a worker stays
  * PENDING and cancellable: it has a claim word in memory shared with the
