@@ -173,7 +173,7 @@ void primes(benchmark::State &state, Pool pool) {
     for (auto _ : state) {
         cf_map_iter *it;
         ok = ok && cf_map(ex, is_prime, args.data(), args.size(), 1,
-                          CF_FOREVER, 1, &it) == CF_OK;
+                          CF_FOREVER, 1, 0, &it) == CF_OK;
         for (size_t i = 0; ok && i < args.size(); i++) {
             cf_value v;
             const cf_error *error;

@@ -331,7 +331,7 @@ static void show_map(cf_executor *ex) {
         args[2 * i] = cf_int(i + 1);
         args[2 * i + 1] = cf_int(2);
     }
-    if (!ok(cf_map(ex, power, args, 5, 2, CF_FOREVER, 1, &it), "map"))
+    if (!ok(cf_map(ex, power, args, 5, 2, CF_FOREVER, 1, 0, &it), "map"))
         return;
     printf("%s: map(pow, [1, 2, 3, 4, 5], [2, 2, 2, 2, 2]) =",
            cf_executor_name(ex));

@@ -111,7 +111,7 @@ static int run(void) {
     st = make_executor(&executor);
     if (!example_ok(st, "cannot make the executor"))
         return EXIT_FAILURE;
-    st = cf_map(executor, is_prime, args, NPRIMES, 1, CF_FOREVER, 1, &it);
+    st = cf_map(executor, is_prime, args, NPRIMES, 1, CF_FOREVER, 1, 0, &it);
     if (!example_ok(st, "cf_map"))
         goto out_free_executor;
     if (print_map(it))

@@ -114,7 +114,7 @@ POOL_TEST(map_refuses_invalid_str_and_pool_goes_on) {
     for (size_t chunksize = 1; chunksize <= 2; chunksize++) {
         cf_map_iter *it = NULL;
         ASSERT_STATUS(cf_map(ex, task_return_arg, items, 2, 1, CF_FOREVER,
-                             chunksize, &it),
+                             chunksize, 0, &it),
                       CF_EINVAL);
         ASSERT_NULL(it);
     }

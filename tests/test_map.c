@@ -1,13 +1,17 @@
 /*
  * cf_map: results in input order, eager submission, zipped arguments, errors
  * and what they cancel, the timeout (counted from cf_map, gh-95166),
- * cf_map_close, map after shutdown, and chunksize on a thread pool.
+ * cf_map_close, map after shutdown, chunksize on a thread pool, and
+ * buffersize (Python 3.14, gh-74028): how many calls are submitted ahead of
+ * the consumer, and what is never submitted after an error, a timeout, a
+ * close or a refused submit.
  *
  * Every item runs task_item(index, code, ctx): the code says what the call
- * does (return a number, raise, block on a gate, wait for its own gate) and
- * ctx counts how many times each item ran, so a test can tell after
- * cf_executor_free which calls were cancelled before they started. ctx is
- * in the arena, so the POOL_TESTs run the same on a process pool.
+ * does (return a number, raise, block on a gate, wait for its own gate, wait
+ * for a later item to start) and ctx counts how many times each item ran,
+ * so a test can tell after cf_executor_free which calls were cancelled
+ * before they started or never submitted. ctx is in the arena, so the
+ * POOL_TESTs run the same on a process pool.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -20,8 +24,10 @@
 enum {
     RAISE = -1, /* raise ValueError("item <index>") */
     BLOCK =
-        -2,    /* open ctx->block_started, wait for ctx->block, return index */
-    GATED = -3 /* wait for ctx->gates[index], note the finish, return index */
+        -2, /* open ctx->block_started, wait for ctx->block, return index */
+    GATED = -3, /* wait for ctx->gates[index], note the finish, return index */
+    AHEAD = -4  /* wait until item ctx->awaits[index] - 1 (if any) started,
+                   return index */
 };
 
 #define MAX_ITEMS 16
@@ -32,6 +38,11 @@ typedef struct map_ctx {
     atomic_int runs[MAX_ITEMS];
     atomic_int finish_order[MAX_ITEMS];
     atomic_int nstarted, nfinished;
+    /* the test sets ncalls to k before its k-th cf_map_next (1-based);
+     * every item notes, as it starts, the ncalls it saw */
+    atomic_int ncalls;
+    atomic_int seen_calls[MAX_ITEMS];
+    atomic_int awaits[MAX_ITEMS]; /* AHEAD: 1 + the item to wait for */
     gate block, block_started;
     gate gates[MAX_ITEMS];
 } map_ctx;
@@ -57,6 +68,11 @@ static int ctx_runs(map_ctx *c, int i) {
     return atomic_load(&c->runs[i]);
 }
 
+/* The ncalls item i saw as it started. */
+static int ctx_seen(map_ctx *c, int i) {
+    return atomic_load(&c->seen_calls[i]);
+}
+
 /* Waits until *counter (nstarted or nfinished) reaches n; LONG fails. */
 static void ctx_wait(map_ctx *c, atomic_int *counter, int n) {
     shared_wait(counter, n,
@@ -67,7 +83,9 @@ static void task_item(cf_call *call) {
     int index = (int)cf_arg(call, 0)->as.i;
     int code = (int)cf_arg(call, 1)->as.i;
     map_ctx *c = arena_arg(call, 2);
-    atomic_fetch_add(&c->runs[index], 1);
+    /* noted before the counts that let the test go on */
+    atomic_store(&c->seen_calls[index], atomic_load(&c->ncalls));
+    shared_add(&c->runs[index], 1);
     shared_add(&c->nstarted, 1);
     if (code == RAISE) {
         cf_raise(call, "ValueError", "item %d", index);
@@ -76,6 +94,10 @@ static void task_item(cf_call *call) {
     if (code == BLOCK) {
         gate_open(&c->block_started);
         gate_wait(&c->block);
+    } else if (code == AHEAD) {
+        int awaited = atomic_load(&c->awaits[index]);
+        if (awaited)
+            shared_wait(&c->runs[awaited - 1], 1, "runs of the awaited item");
     } else if (code == GATED) {
         gate_wait(&c->gates[index]);
         /* the test opens one gate at a time and waits for its finish, so
@@ -98,14 +120,27 @@ static cf_value *item_args(map_ctx *c, const int *codes, int n) {
     return args;
 }
 
-static cf_map_iter *map_items(cf_executor *ex, map_ctx *c, const int *codes,
-                              int n, double timeout) {
+/* cf_map over n items, at most buffersize calls ahead (0: eager). */
+static cf_map_iter *map_buffered(cf_executor *ex, map_ctx *c, const int *codes,
+                                 int n, double timeout, size_t buffersize) {
     cf_map_iter *it = NULL;
     ASSERT_OK(cf_map(ex, task_item, item_args(c, codes, n), (size_t)n, 3,
-                     timeout, 1, &it));
+                     timeout, 1, buffersize, &it));
     ASSERT_NOT_NULL(it);
     return it;
 }
+
+static cf_map_iter *map_items(cf_executor *ex, map_ctx *c, const int *codes,
+                              int n, double timeout) {
+    return map_buffered(ex, c, codes, n, timeout, 0);
+}
+
+/* Sets ncalls to k, then checks that the k-th next gives the int want. */
+#define expect_int_at(c, k, it, want)                                         \
+    do {                                                                      \
+        atomic_store(&(c)->ncalls, (k));                                      \
+        expect_int(it, want);                                                 \
+    } while (0)
 
 /* Checks the next result is the int want, within LONG / 2. */
 static void expect_int_(const char *file, int line, cf_map_iter *it,
@@ -202,7 +237,7 @@ POOL_TEST(map_zips_arguments) {
                         cf_int(4), cf_int(5), cf_int(6)};
     cf_executor *ex = pool_new(2);
     cf_map_iter *it = NULL;
-    ASSERT_OK(cf_map(ex, task_combine, args, 3, 2, CF_FOREVER, 1, &it));
+    ASSERT_OK(cf_map(ex, task_combine, args, 3, 2, CF_FOREVER, 1, 0, &it));
     expect_int(it, 102);
     expect_int(it, 304);
     expect_int(it, 506);
@@ -220,7 +255,7 @@ POOL_TEST(map_copies_arguments_and_gives_owned_results) {
     cf_map_iter *it = NULL;
     for (int i = 0; i < 3; i++)
         ASSERT_OK(cf_value_str(&args[i], words[i]));
-    ASSERT_OK(cf_map(ex, task_return_arg, args, 3, 1, CF_FOREVER, 1, &it));
+    ASSERT_OK(cf_map(ex, task_return_arg, args, 3, 1, CF_FOREVER, 1, 0, &it));
     for (int i = 0; i < 3; i++) {
         memset(args[i].as.buf.data, 'X', args[i].as.buf.len);
         cf_value_free(&args[i]);
@@ -241,7 +276,7 @@ POOL_TEST(map_copies_arguments_and_gives_owned_results) {
 POOL_TEST(map_with_no_items_stops_at_once) {
     cf_executor *ex = pool_new(1);
     cf_map_iter *it = NULL;
-    ASSERT_OK(cf_map(ex, task_return_arg, NULL, 0, 1, CF_FOREVER, 1, &it));
+    ASSERT_OK(cf_map(ex, task_return_arg, NULL, 0, 1, CF_FOREVER, 1, 0, &it));
     ASSERT_NOT_NULL(it);
     expect_stop(it);
     expect_stop(it);
@@ -262,7 +297,7 @@ TEST(map_chunksize_ignored_by_thread_pool) {
     for (int k = 0; k < 3; k++) {
         cf_map_iter *it = NULL;
         ASSERT_OK(cf_map(ex, task_return_arg, args, 10, 1, CF_FOREVER,
-                         sizes[k], &it));
+                         sizes[k], 0, &it));
         for (int i = 0; i < 10; i++)
             expect_int(it, i * i);
         expect_stop(it);
@@ -332,7 +367,7 @@ POOL_TEST(map_on_broken_pool_gives_broken) {
     gate_init(&go);
     ASSERT_OK(cf_set_log_hook(log_quietly, NULL));
     cf_executor *ex = failing_pool(1, &go);
-    ASSERT_OK(cf_map(ex, task_return_arg, args, 3, 1, CF_FOREVER, 1, &it));
+    ASSERT_OK(cf_map(ex, task_return_arg, args, 3, 1, CF_FOREVER, 1, 0, &it));
     gate_open(&go);
     const cf_error *e = expect_failure(it, CF_BROKEN);
     check_error(e, CF_BROKEN, broken_pool_type(), NULL);
@@ -459,8 +494,9 @@ POOL_TEST(map_after_shutdown_is_shutdown) {
     cf_executor *ex = pool_new(1);
     cf_map_iter *it = not_written;
     ASSERT_OK(cf_executor_shutdown(ex, true, false));
-    ASSERT_STATUS(cf_map(ex, task_return_arg, args, 2, 1, CF_FOREVER, 1, &it),
-                  CF_SHUTDOWN);
+    ASSERT_STATUS(
+        cf_map(ex, task_return_arg, args, 2, 1, CF_FOREVER, 1, 0, &it),
+        CF_SHUTDOWN);
     ASSERT_TRUE(it == not_written);
     ASSERT_OK(cf_executor_free(ex));
 }
@@ -471,14 +507,17 @@ POOL_TEST(map_with_no_items_after_shutdown_is_ok) {
     cf_executor *ex = pool_new(1);
     cf_map_iter *it = NULL;
     ASSERT_OK(cf_executor_shutdown(ex, true, false));
-    ASSERT_OK(cf_map(ex, task_return_arg, NULL, 0, 1, CF_FOREVER, 1, &it));
+    ASSERT_OK(cf_map(ex, task_return_arg, NULL, 0, 1, CF_FOREVER, 1, 0, &it));
     expect_stop(it);
     ASSERT_OK(cf_map_close(it));
     ASSERT_OK(cf_executor_free(ex));
 }
 
-/* An executor that keeps the works it takes and refuses, with CF_EAGAIN,
- * every submit after the first `accept`; its shutdown runs what it kept. */
+/* An executor that keeps the works it takes and refuses, with CF_EAGAIN
+ * (and RuntimeError "refused by the test", cf_refuse), every submit after
+ * the first `accept`; the test runs a kept work when it
+ * likes (refuser_run), and its shutdown runs what is left. nworks counts
+ * every work it took, so a test knows exactly how many were submitted. */
 typedef struct refuser {
     pthread_mutex_t lock;
     int accept;
@@ -492,22 +531,37 @@ static cf_status refuser_submit(void *self, cf_work *w) {
     pthread_mutex_lock(&r->lock);
     if (r->nworks == r->accept) {
         pthread_mutex_unlock(&r->lock);
-        return CF_EAGAIN;
+        return cf_refuse(CF_EAGAIN, "RuntimeError", "refused by the test");
     }
     r->works[r->nworks++] = w;
     pthread_mutex_unlock(&r->lock);
     return CF_OK;
 }
 
+/* Runs kept work i now, in this thread, unless it already ran. */
+static void refuser_run(refuser *r, int i) {
+    pthread_mutex_lock(&r->lock);
+    ASSERT_LT(i, r->nworks);
+    cf_work *w = r->works[i];
+    r->works[i] = NULL;
+    pthread_mutex_unlock(&r->lock);
+    if (w)
+        r->ended[i] = cf_work_run(w);
+}
+
+static int refuser_count(refuser *r) {
+    pthread_mutex_lock(&r->lock);
+    int n = r->nworks;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
 static cf_status refuser_shutdown(void *self, bool wait, bool cancel) {
     refuser *r = (refuser *)self;
     (void)wait;
     (void)cancel;
-    pthread_mutex_lock(&r->lock);
-    for (int i = 0; i < r->nworks; i++)
-        r->ended[i] = cf_work_run(r->works[i]);
-    r->nworks = 0;
-    pthread_mutex_unlock(&r->lock);
+    for (int i = 0; i < refuser_count(r); i++)
+        refuser_run(r, i);
     return CF_OK;
 }
 
@@ -527,7 +581,7 @@ TEST(map_failed_submit_cancels_what_was_submitted) {
     map_ctx *c = ctx_new();
     ASSERT_OK(cf_executor_new(&refuser_ops, &r, &ex));
     ASSERT_STATUS(cf_map(ex, task_item, item_args(c, codes, 4), 4, 3,
-                         CF_FOREVER, 1, &it),
+                         CF_FOREVER, 1, 0, &it),
                   CF_EAGAIN);
     ASSERT_TRUE(it == not_written);
     ASSERT_EQ(r.nworks, 2);
@@ -539,6 +593,418 @@ TEST(map_failed_submit_cancels_what_was_submitted) {
     ctx_free(c);
 }
 
+/* ---- buffersize (Python 3.14, gh-74028) --------------------------------- */
+
+/* map.buffersize.bounded-ahead (rule 54): with buffersize 2, cf_map submits
+ * the first 2 calls only; each next first submits one more, then waits for
+ * the oldest, so 3 calls are in flight during a next (gh-131466, as
+ * CPython). Each item k waits for item k + 2 to start before it returns,
+ * so a next that waited before it submitted would hang; and item i >= 2
+ * notes that it started during the (i - 1)-th next, not before. */
+POOL_TEST(map_buffersize_submits_one_more_per_next) {
+    enum { N = 10, B = 2 };
+    int codes[N];
+    map_ctx *c = ctx_new();
+    for (int i = 0; i < N; i++) {
+        codes[i] = AHEAD;
+        if (i + B < N)
+            atomic_store(&c->awaits[i], i + B + 1);
+    }
+    cf_executor *ex = pool_new(B + 1);
+    cf_map_iter *it = map_buffered(ex, c, codes, N, CF_FOREVER, B);
+    ctx_wait(c, &c->nstarted, B);
+    for (int k = 0; k < N; k++)
+        expect_int_at(c, k + 1, it, k);
+    expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(ctx_runs(c, i), 1);
+        ASSERT_EQ(ctx_seen(c, i), i < B ? 0 : i - B + 1);
+    }
+    ctx_free(c);
+}
+
+/* map.buffersize.counts-chunks (rule 54): on a process pool with chunksize
+ * 2, buffersize 2 counts chunks -- calls, as CPython's base map counts the
+ * futures of ProcessPoolExecutor.map's chunks: cf_map submits chunks 0 and
+ * 1 (items 0-3), and the next that reaches a chunk's first item submits one
+ * more chunk before it waits, while the next that gives a chunk's second
+ * item submits nothing. The first item of chunk k waits for chunk k + 2 to
+ * start, and notes the next during which it started. */
+TEST(map_buffersize_counts_chunks_on_a_process_pool) {
+    enum { N = 10, CHUNK = 2, B = 2, NCHUNKS = N / CHUNK };
+    int codes[N];
+    map_ctx *c = ctx_new();
+    for (int i = 0; i < N; i++)
+        codes[i] = AHEAD;
+    for (int k = 0; k + B < NCHUNKS; k++)
+        atomic_store(&c->awaits[k * CHUNK], (k + B) * CHUNK + 1);
+    cf_process_pool_options o;
+    cf_executor *ex = NULL;
+    ASSERT_OK(cf_process_pool_options_init(&o));
+    o.max_workers = B + 1;
+    ASSERT_OK(cf_process_pool_new(&o, &ex));
+    cf_map_iter *it = NULL;
+    ASSERT_OK(cf_map(ex, task_item, item_args(c, codes, N), N, 3, CF_FOREVER,
+                     CHUNK, B, &it));
+    shared_wait(&c->runs[0], 1, "runs of item 0");
+    shared_wait(&c->runs[CHUNK], 1, "runs of chunk 1's first item");
+    for (int k = 0; k < N; k++)
+        expect_int_at(c, k + 1, it, k);
+    expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+    for (int k = 0; k < NCHUNKS; k++) {
+        /* chunk k >= B is submitted by the next of chunk k - B's first
+         * item, the (CHUNK * (k - B) + 1)-th */
+        int during = k < B ? 0 : CHUNK * (k - B) + 1;
+        ASSERT_EQ(ctx_seen(c, k * CHUNK), during);
+        ASSERT_GE(ctx_seen(c, k * CHUNK + 1), during);
+        for (int j = 0; j < CHUNK; j++)
+            ASSERT_EQ(ctx_runs(c, k * CHUNK + j), 1);
+    }
+    ctx_free(c);
+}
+
+/* map.buffersize.error-stops-submitting (rule 48 with rule 54): buffersize
+ * 2 and item 2 raises: the next that reaches item 2 submits item 4 first,
+ * then gives the error and cancels items 3 and 4; items 5-7 are never
+ * submitted, so never run. */
+POOL_TEST(map_buffersize_error_leaves_the_rest_unsubmitted) {
+    int codes[8] = {10, 11, RAISE, 13, 14, 15, 16, 17};
+    map_ctx *c = ctx_new();
+    cf_executor *ex = pool_new(2);
+    cf_map_iter *it = map_buffered(ex, c, codes, 8, CF_FOREVER, 2);
+    expect_int(it, 10);
+    expect_int(it, 11);
+    const cf_error *e = expect_failure(it, CF_RAISED);
+    check_error(e, CF_RAISED, "ValueError", "item 2");
+    expect_stop(it);
+    ASSERT_OK(cf_executor_free(ex)); /* whatever was not cancelled runs */
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_LE(ctx_runs(c, 3), 1);
+    ASSERT_LE(ctx_runs(c, 4), 1);
+    for (int i = 5; i < 8; i++)
+        ASSERT_EQ(ctx_runs(c, i), 0);
+    ctx_free(c);
+}
+
+/* map.buffersize.close-never-submits (rule 48 with rule 54): closing an
+ * iterator advanced once cancels what it submitted and not yet gave out
+ * (items 1 and 2) and never submits the rest (items 3-7). */
+POOL_TEST(map_buffersize_close_after_next_never_submits_the_rest) {
+    int codes[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    map_ctx *c = ctx_new();
+    cf_executor *ex = pool_new(2);
+    cf_map_iter *it = map_buffered(ex, c, codes, 8, CF_FOREVER, 2);
+    expect_int(it, 0);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_EQ(ctx_runs(c, 0), 1);
+    ASSERT_LE(ctx_runs(c, 1), 1);
+    ASSERT_LE(ctx_runs(c, 2), 1);
+    for (int i = 3; i < 8; i++)
+        ASSERT_EQ(ctx_runs(c, i), 0);
+    ctx_free(c);
+}
+
+/* map.buffersize.close-never-advanced (rules 45 and 54): closing an
+ * iterator never advanced cancels nothing -- the buffersize calls cf_map
+ * submitted still run -- and never submits the rest. */
+POOL_TEST(map_buffersize_close_without_next_runs_only_the_first) {
+    int codes[8] = {BLOCK, 1, 2, 3, 4, 5, 6, 7};
+    map_ctx *c = ctx_new();
+    cf_executor *ex = pool_new(1);
+    cf_map_iter *it = map_buffered(ex, c, codes, 8, CF_FOREVER, 2);
+    gate_wait(&c->block_started);
+    ASSERT_OK(cf_map_close(it));
+    gate_open(&c->block);
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_EQ(ctx_runs(c, 0), 1);
+    ASSERT_EQ(ctx_runs(c, 1), 1);
+    for (int i = 2; i < 8; i++)
+        ASSERT_EQ(ctx_runs(c, i), 0);
+    ctx_free(c);
+}
+
+/* map.buffersize.invalid (rule 54): a buffersize above SIZE_MAX / 2 -- a
+ * negative number converted, beyond Python's sys.maxsize -- is CF_EINVAL
+ * (Python: ValueError "buffersize must be None or > 0"), checked before
+ * anything is submitted, with no items too, and before the shutdown check
+ * (Python validates before it submits); out is left alone. SIZE_MAX / 2 is
+ * valid: every call is submitted at once. cf_last_error says why. */
+POOL_TEST(map_buffersize_invalid_is_einval_and_submits_nothing) {
+    size_t bad[3] = {SIZE_MAX, SIZE_MAX / 2 + 1, (size_t)-2};
+    int codes[3] = {0, 1, 2};
+    map_ctx *c = ctx_new();
+    cf_executor *ex = pool_new(2);
+    cf_map_iter *it = not_written;
+    for (int k = 0; k < 3; k++) {
+        ASSERT_STATUS(cf_map(ex, task_item, item_args(c, codes, 3), 3, 3,
+                             CF_FOREVER, 1, bad[k], &it),
+                      CF_EINVAL);
+        check_error(cf_last_error(), CF_EINVAL, "ValueError",
+                    "buffersize must be None or > 0");
+        ASSERT_STATUS(
+            cf_map(ex, task_item, NULL, 0, 3, CF_FOREVER, 1, bad[k], &it),
+            CF_EINVAL);
+    }
+    ASSERT_TRUE(it == not_written);
+    it = map_buffered(ex, c, codes, 3, CF_FOREVER, SIZE_MAX / 2);
+    ctx_wait(c, &c->nstarted, 3);
+    for (int i = 0; i < 3; i++)
+        expect_int(it, i);
+    expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_shutdown(ex, true, false));
+    it = not_written;
+    ASSERT_STATUS(cf_map(ex, task_item, item_args(c, codes, 3), 3, 3,
+                         CF_FOREVER, 1, SIZE_MAX, &it),
+                  CF_EINVAL);
+    ASSERT_TRUE(it == not_written);
+    ASSERT_OK(cf_executor_free(ex));
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(ctx_runs(c, i), 1);
+    ctx_free(c);
+}
+
+/* map.buffersize.timeout-from-call (rules 47 and 54): the deadline counts
+ * from cf_map whatever was submitted later: after it passed, a result
+ * already there is still given (and one more call submitted), then the
+ * next that has to wait times out at once; the calls submitted and not
+ * started are cancelled, and the rest are never submitted. One worker:
+ * item 1 blocks it, so items 2 and 3 stay queued until cancelled. */
+POOL_TEST(map_buffersize_timeout_counts_from_the_map_call) {
+    int codes[6] = {7, BLOCK, 2, 3, 4, 5};
+    double timeout = SHORT;
+    map_ctx *c = ctx_new();
+    cf_executor *ex = pool_new(1);
+    double t0 = test_now();
+    cf_map_iter *it = map_buffered(ex, c, codes, 6, timeout, 2);
+    gate_wait(&c->block_started); /* so item 0's future is finished */
+    let_time_pass(t0, timeout);
+    expect_int(it, 7);
+    double t1 = test_now();
+    const cf_error *e = expect_failure(it, CF_TIMEOUT);
+    ASSERT_TRUE(test_now() - t1 < timeout);
+    check_error(e, CF_TIMEOUT, "TimeoutError", NULL);
+    expect_stop(it);
+    gate_open(&c->block);
+    ASSERT_OK(cf_executor_free(ex)); /* whatever was not cancelled runs */
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_EQ(ctx_runs(c, 0), 1);
+    ASSERT_EQ(ctx_runs(c, 1), 1);
+    for (int i = 2; i < 6; i++)
+        ASSERT_EQ(ctx_runs(c, i), 0);
+    ctx_free(c);
+}
+
+/* map.buffersize.submit-after-shutdown (rule 55, gh-146392): the executor
+ * shut down after cf_map, before or during the iteration: the next that
+ * must submit one more gets the submit's CF_SHUTDOWN with Python's
+ * RuntimeError "cannot schedule new futures after shutdown" (CPython's
+ * next() raises the refill submit's exception); the iteration ends there,
+ * the results already computed are lost, and the rest never runs. */
+POOL_TEST(map_buffersize_submit_after_shutdown_ends_the_iteration) {
+    for (int advanced = 0; advanced < 2; advanced++) {
+        int codes[6] = {0, 1, 2, 3, 4, 5};
+        map_ctx *c = ctx_new();
+        cf_executor *ex = pool_new(2);
+        cf_map_iter *it = map_buffered(ex, c, codes, 6, CF_FOREVER, 2);
+        if (advanced)
+            expect_int(it, 0);
+        ASSERT_OK(cf_executor_shutdown(ex, true, false));
+        const cf_error *e = expect_failure(it, CF_SHUTDOWN);
+        check_error(e, CF_SHUTDOWN, "RuntimeError",
+                    "cannot schedule new futures after shutdown");
+        expect_stop(it);
+        expect_stop(it);
+        ASSERT_OK(cf_map_close(it));
+        ASSERT_OK(cf_executor_free(ex));
+        for (int i = 0; i < 2 + advanced; i++)
+            ASSERT_EQ(ctx_runs(c, i), 1);
+        for (int i = 2 + advanced; i < 6; i++)
+            ASSERT_EQ(ctx_runs(c, i), 0);
+        ctx_free(c);
+    }
+}
+
+/* map.buffersize.exact-submissions (rule 54): on an executor that only
+ * keeps its works, the submits are counted exactly: cf_map makes 2, each
+ * next one more (before it waits) until none is left. */
+TEST(map_buffersize_exact_submissions_on_a_keeping_executor) {
+    enum { N = 6, B = 2 };
+    int codes[N] = {0, 1, 2, 3, 4, 5};
+    refuser r = {PTHREAD_MUTEX_INITIALIZER, MAX_ITEMS, {NULL}, 0, {CF_OK}};
+    cf_executor *ex = NULL;
+    map_ctx *c = ctx_new();
+    ASSERT_OK(cf_executor_new(&refuser_ops, &r, &ex));
+    cf_map_iter *it = map_buffered(ex, c, codes, N, CF_FOREVER, B);
+    ASSERT_EQ(refuser_count(&r), B);
+    for (int k = 0; k < N; k++) {
+        refuser_run(&r, k);
+        expect_int(it, k);
+        ASSERT_EQ(refuser_count(&r), k + B + 1 < N ? k + B + 1 : N);
+    }
+    expect_stop(it);
+    ASSERT_EQ(refuser_count(&r), N);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+    for (int i = 0; i < N; i++)
+        ASSERT_EQ(ctx_runs(c, i), 1);
+    ctx_free(c);
+}
+
+/* map.buffersize.error-stops-submitting, counted: item 2 raises; the next
+ * that reaches it submitted item 4 first (5 submits in all), and cancels
+ * items 3 and 4. */
+TEST(map_buffersize_error_submits_exactly_one_more) {
+    int codes[8] = {0, 1, RAISE, 3, 4, 5, 6, 7};
+    refuser r = {PTHREAD_MUTEX_INITIALIZER, MAX_ITEMS, {NULL}, 0, {CF_OK}};
+    cf_executor *ex = NULL;
+    map_ctx *c = ctx_new();
+    ASSERT_OK(cf_executor_new(&refuser_ops, &r, &ex));
+    cf_map_iter *it = map_buffered(ex, c, codes, 8, CF_FOREVER, 2);
+    for (int k = 0; k < 2; k++) {
+        refuser_run(&r, k);
+        expect_int(it, k);
+    }
+    refuser_run(&r, 2);
+    const cf_error *e = expect_failure(it, CF_RAISED);
+    check_error(e, CF_RAISED, "ValueError", "item 2");
+    expect_stop(it);
+    ASSERT_EQ(refuser_count(&r), 5);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_STATUS(r.ended[3], CF_CANCELLED);
+    ASSERT_STATUS(r.ended[4], CF_CANCELLED);
+    for (int i = 3; i < 8; i++)
+        ASSERT_EQ(ctx_runs(c, i), 0);
+    ctx_free(c);
+}
+
+/* map.buffersize.timeout-from-call, counted: with the deadline already
+ * passed, the first next still submits one more call before it waits (as
+ * CPython), then times out; both calls are cancelled. */
+TEST(map_buffersize_timed_out_next_submits_then_cancels) {
+    int codes[4] = {0, 1, 2, 3};
+    refuser r = {PTHREAD_MUTEX_INITIALIZER, MAX_ITEMS, {NULL}, 0, {CF_OK}};
+    cf_executor *ex = NULL;
+    map_ctx *c = ctx_new();
+    ASSERT_OK(cf_executor_new(&refuser_ops, &r, &ex));
+    cf_map_iter *it = map_buffered(ex, c, codes, 4, 0, 1);
+    ASSERT_EQ(refuser_count(&r), 1);
+    const cf_error *e = expect_failure(it, CF_TIMEOUT);
+    check_error(e, CF_TIMEOUT, "TimeoutError", NULL);
+    expect_stop(it);
+    ASSERT_EQ(refuser_count(&r), 2);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_STATUS(r.ended[0], CF_CANCELLED);
+    ASSERT_STATUS(r.ended[1], CF_CANCELLED);
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(ctx_runs(c, i), 0);
+    ctx_free(c);
+}
+
+/* map.buffersize.submit-fails-mid-iteration: a submit refused while
+ * iterating (CF_EAGAIN here) is what that next gives, with the submit's
+ * error, the executor's reason (cf_last_error, here RuntimeError "refused
+ * by the test"); the iteration ends, the calls submitted and not given out are
+ * cancelled (item 1's result, computed, is lost), and the rest is never
+ * submitted. */
+TEST(map_buffersize_refused_submit_ends_the_iteration) {
+    int codes[6] = {0, 1, 2, 3, 4, 5};
+    refuser r = {PTHREAD_MUTEX_INITIALIZER, 3, {NULL}, 0, {CF_OK}};
+    cf_executor *ex = NULL;
+    map_ctx *c = ctx_new();
+    ASSERT_OK(cf_executor_new(&refuser_ops, &r, &ex));
+    cf_map_iter *it = map_buffered(ex, c, codes, 6, CF_FOREVER, 2);
+    refuser_run(&r, 0);
+    expect_int(it, 0);
+    refuser_run(&r, 1);
+    const cf_error *e = expect_failure(it, CF_EAGAIN);
+    check_error(e, CF_EAGAIN, "RuntimeError", "refused by the test");
+    expect_stop(it);
+    ASSERT_EQ(refuser_count(&r), 3);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_STATUS(r.ended[1], CF_OK);
+    ASSERT_STATUS(r.ended[2], CF_CANCELLED);
+    ASSERT_EQ(ctx_runs(c, 1), 1);
+    for (int i = 2; i < 6; i++)
+        ASSERT_EQ(ctx_runs(c, i), 0);
+    ctx_free(c);
+}
+
+/* map.buffersize.copies-arguments (rule 54): the arguments of the calls
+ * not yet submitted are the iterator's own copies: the caller may free its
+ * array right after cf_map. */
+POOL_TEST(map_buffersize_copies_the_arguments_not_yet_submitted) {
+    const char *words[5] = {"a", "bb", "ccc", "dddd", "eeeee"};
+    cf_value args[5];
+    cf_executor *ex = pool_new(2);
+    cf_map_iter *it = NULL;
+    for (int i = 0; i < 5; i++)
+        ASSERT_OK(cf_value_str(&args[i], words[i]));
+    ASSERT_OK(cf_map(ex, task_return_arg, args, 5, 1, CF_FOREVER, 1, 1, &it));
+    for (int i = 0; i < 5; i++) {
+        memset(args[i].as.buf.data, 'X', args[i].as.buf.len);
+        cf_value_free(&args[i]);
+    }
+    for (int i = 0; i < 5; i++) {
+        cf_value v = cf_none();
+        ASSERT_OK(cf_map_next(it, &v, NULL));
+        ASSERT_EQ(v.type, CF_TYPE_STR);
+        ASSERT_STREQ(v.as.buf.data, words[i]);
+        cf_value_free(&v);
+    }
+    expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+}
+
+/* map.buffersize.copies-arguments: the arguments not submitted at cf_map
+ * are copied there, so one that cf_value_copy refuses (a STR that is not
+ * UTF-8) fails cf_map with CF_EINVAL, as without a buffersize, before
+ * anything is submitted. */
+TEST(map_buffersize_bad_later_argument_is_einval_before_any_submit) {
+    refuser r = {PTHREAD_MUTEX_INITIALIZER, MAX_ITEMS, {NULL}, 0, {CF_OK}};
+    cf_executor *ex = NULL;
+    cf_value items[3] = {cf_int(1), cf_int(2),
+                         hand_made_buffer(CF_TYPE_STR, "\xff", 1)};
+    cf_map_iter *it = not_written;
+    ASSERT_OK(cf_executor_new(&refuser_ops, &r, &ex));
+    ASSERT_STATUS(
+        cf_map(ex, task_return_arg, items, 3, 1, CF_FOREVER, 1, 1, &it),
+        CF_EINVAL);
+    ASSERT_TRUE(it == not_written);
+    ASSERT_EQ(refuser_count(&r), 0);
+    ASSERT_OK(cf_executor_free(ex));
+    cf_value_free(&items[2]);
+}
+
+/* map.buffersize.larger-than-input: a buffersize of at least the number of
+ * calls submits them all at cf_map, like the eager map; nitems 0 stops at
+ * once. */
+POOL_TEST(map_buffersize_larger_than_the_input_submits_all) {
+    int codes[3] = {0, 1, 2};
+    map_ctx *c = ctx_new();
+    cf_executor *ex = pool_new(3);
+    cf_map_iter *it = map_buffered(ex, c, codes, 3, CF_FOREVER, 3);
+    ctx_wait(c, &c->nstarted, 3);
+    for (int i = 0; i < 3; i++)
+        expect_int(it, i);
+    expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    it = map_buffered(ex, c, codes, 0, CF_FOREVER, 2);
+    expect_stop(it);
+    ASSERT_OK(cf_map_close(it));
+    ASSERT_OK(cf_executor_free(ex));
+    ctx_free(c);
+}
+
 /* ---- arguments --------------------------------------------------------- */
 
 /* map.argument-checks: NULL executor, function or out, NULL args with items
@@ -547,14 +1013,14 @@ POOL_TEST(map_rejects_bad_arguments) {
     cf_value args[2] = {cf_int(1), cf_int(2)};
     cf_executor *ex = pool_new(1);
     cf_map_iter *it = not_written;
-    ASSERT_STATUS(cf_map(NULL, task_return_arg, args, 2, 1, 0, 1, &it),
+    ASSERT_STATUS(cf_map(NULL, task_return_arg, args, 2, 1, 0, 1, 0, &it),
                   CF_EINVAL);
-    ASSERT_STATUS(cf_map(ex, NULL, args, 2, 1, 0, 1, &it), CF_EINVAL);
-    ASSERT_STATUS(cf_map(ex, task_return_arg, args, 2, 1, 0, 1, NULL),
+    ASSERT_STATUS(cf_map(ex, NULL, args, 2, 1, 0, 1, 0, &it), CF_EINVAL);
+    ASSERT_STATUS(cf_map(ex, task_return_arg, args, 2, 1, 0, 1, 0, NULL),
                   CF_EINVAL);
-    ASSERT_STATUS(cf_map(ex, task_return_arg, NULL, 2, 1, 0, 1, &it),
+    ASSERT_STATUS(cf_map(ex, task_return_arg, NULL, 2, 1, 0, 1, 0, &it),
                   CF_EINVAL);
-    ASSERT_STATUS(cf_map(ex, task_return_arg, args, 2, 1, NAN, 1, &it),
+    ASSERT_STATUS(cf_map(ex, task_return_arg, args, 2, 1, NAN, 1, 0, &it),
                   CF_EINVAL);
     ASSERT_TRUE(it == not_written);
     ASSERT_OK(cf_executor_free(ex));

@@ -862,7 +862,7 @@ static cf_map_iter *pmap(cf_executor *ex, cf_fn fn, const cf_value *args,
                          size_t nitems, size_t nargs, double timeout,
                          size_t chunksize) {
     cf_map_iter *it = NULL;
-    ASSERT_OK(cf_map(ex, fn, args, nitems, nargs, timeout, chunksize, &it));
+    ASSERT_OK(cf_map(ex, fn, args, nitems, nargs, timeout, chunksize, 0, &it));
     ASSERT_NOT_NULL(it);
     return it;
 }
@@ -944,8 +944,10 @@ TEST(process_pool_map_chunksize_zero_refused) {
     cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
     cf_value args[3] = {cf_int(1), cf_int(2), cf_int(3)};
     cf_map_iter *it = NULL;
-    ASSERT_STATUS(cf_map(ex, task_echo, args, 3, 1, LONG, 0, &it), CF_EINVAL);
-    ASSERT_STATUS(cf_map(ex, task_echo, NULL, 0, 1, LONG, 0, &it), CF_EINVAL);
+    ASSERT_STATUS(cf_map(ex, task_echo, args, 3, 1, LONG, 0, 0, &it),
+                  CF_EINVAL);
+    ASSERT_STATUS(cf_map(ex, task_echo, NULL, 0, 1, LONG, 0, 0, &it),
+                  CF_EINVAL);
     ASSERT_NULL(it);
     ASSERT_OK(cf_executor_free(ex));
     cf_executor *tp = pool_new(2);

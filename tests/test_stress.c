@@ -219,8 +219,8 @@ POOL_TEST(stress_map_closed_while_running) {
             args[2 * i] = cf_int(i);
             args[2 * i + 1] = arena_value(runs);
         }
-        ASSERT_OK(
-            cf_map(ex, task_map_item, args, MAP_ITEMS, 2, CF_FOREVER, 1, &it));
+        ASSERT_OK(cf_map(ex, task_map_item, args, MAP_ITEMS, 2, CF_FOREVER, 1,
+                         0, &it));
         for (int i = 0; i < advance; i++) {
             cf_value v = cf_none();
             ASSERT_OK(cf_map_next(it, &v, NULL));

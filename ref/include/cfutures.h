@@ -992,9 +992,9 @@ CF_EXTERN cf_status cf_as_completed_free(cf_as_completed *it);
 typedef struct cf_map_iter cf_map_iter;
 
 /*
- * Submits fn over every item at once and returns an iterator over the
- * results in input order. Python: Executor.map(fn, *iterables, timeout,
- * chunksize)
+ * Submits fn over the items and returns an iterator over the results in
+ * input order. Python: Executor.map(fn, *iterables, timeout, chunksize,
+ * buffersize)
  * args:    nitems * nargs values, borrowed (copied): item i's arguments are
  *          args[i * nargs] .. args[i * nargs + nargs - 1] -- Python's
  *          iterables zipped. nitems may be 0.
@@ -1010,6 +1010,26 @@ typedef struct cf_map_iter cf_map_iter;
  *          (CF_EINVAL; Python: ValueError "chunksize must be >= 1.").
  *          Thread pools and other executors ignore it, whatever its value,
  *          as in Python.
+ * buffersize: 0 is Python's None: every call is submitted here, before
+ *          the first cf_map_next. Otherwise (Python 3.14) only the first
+ *          buffersize calls are submitted here, and each cf_map_next that
+ *          has to wait for a call first submits the next call still to
+ *          submit, then waits -- so buffersize + 1 calls can be in flight
+ *          during a cf_map_next (CPython's gh-131466), and one more is
+ *          submitted per result given out. It counts calls: with chunks,
+ *          chunks (as CPython's ProcessPoolExecutor.map), and a
+ *          cf_map_next that gives a later item of a chunk already received
+ *          submits nothing. The iterator keeps its own copies of the
+ *          arguments not yet submitted (an argument cf_value_copy refuses
+ *          still fails this call with CF_EINVAL, and then none of the
+ *          calls after the first buffersize was submitted); ex must stay
+ *          alive (not freed) while the iterator may still submit, i.e.
+ *          until it is finished or closed. Once the iteration ends (an
+ *          error, a timeout, a failed submit, cf_map_close) the calls not
+ *          yet submitted never are. A value above SIZE_MAX / 2 -- a
+ *          negative number converted -- is refused (CF_EINVAL, checked
+ *          before anything is submitted; cf_last_error: ValueError
+ *          "buffersize must be None or > 0", as Python's).
  * out:     owned by the caller (cf_map_close).
  * Returns: CF_OK; CF_SHUTDOWN / CF_BROKEN / CF_EAGAIN / CF_NOMEM when a
  *          submit fails (what was already submitted is cancelled, and no
@@ -1018,20 +1038,31 @@ typedef struct cf_map_iter cf_map_iter;
  */
 CF_EXTERN cf_status cf_map(cf_executor *ex, cf_fn fn, const cf_value *args,
                            size_t nitems, size_t nargs, double timeout,
-                           size_t chunksize, cf_map_iter **out);
+                           size_t chunksize, size_t buffersize,
+                           cf_map_iter **out);
 
 /*
  * The next result, in input order. Python: next(iterator)
+ * With a buffersize, first submits the next call still to submit (see
+ * cf_map), even once the timeout has expired, as CPython.
  * out:     on CF_OK the value, owned by the caller.
  * error:   on CF_RAISED / CF_BROKEN the call's error, on CF_TIMEOUT a
- *          TimeoutError with an empty message (as Python's); owned by the
- *          iterator until the next call; may be
+ *          TimeoutError with an empty message (as Python's), on a failed
+ *          submit what Python's submit raises, as cf_submit's
+ *          cf_last_error (RuntimeError "cannot schedule new futures after
+ *          shutdown" for CF_SHUTDOWN, the pool's Broken error for
+ *          CF_BROKEN); owned by the iterator until the next call; may be
  *          NULL.
  * Returns: CF_OK; CF_STOP at the end; CF_RAISED, CF_BROKEN, CF_CANCELLED,
  *          CF_TIMEOUT -- after any of these the iterator is finished (every
  *          later call gives CF_STOP) and every call not yet yielded,
  *          including the one waited for, is cancelled (Python 3.11+);
- *          CF_NOMEM; CF_EINVAL.
+ *          with a buffersize, CF_SHUTDOWN / CF_BROKEN / CF_EAGAIN when the
+ *          submit fails (e.g. the executor was shut down since cf_map):
+ *          the iterator is then finished the same way, and the results of
+ *          the calls already submitted are lost, as CPython's next()
+ *          raises the submit's exception; CF_NOMEM (nothing changed: the
+ *          call may be made again); CF_EINVAL.
  * Thread-safety: one thread at a time per iterator.
  */
 CF_EXTERN cf_status cf_map_next(cf_map_iter *it, cf_value *out,
@@ -1040,8 +1071,10 @@ CF_EXTERN cf_status cf_map_next(cf_map_iter *it, cf_value *out,
 /*
  * Frees the iterator. If cf_map_next was called at least once, every call
  * not yet yielded is cancelled first (calls already running finish); an
- * iterator never advanced cancels nothing, so all its calls still run --
- * as CPython, whose generator finalisation only runs once it has started.
+ * iterator never advanced cancels nothing, so all the calls cf_map
+ * submitted still run -- as CPython, whose generator finalisation only
+ * runs once it has started. With a buffersize, the calls not yet
+ * submitted never are.
  * Returns CF_OK or CF_EINVAL.
  */
 CF_EXTERN cf_status cf_map_close(cf_map_iter *it);

@@ -1,6 +1,8 @@
 /*
- * map.c -- Executor.map: every call submitted at once, results in input
- * order, one deadline for the whole iteration counted from cf_map.
+ * map.c -- Executor.map: results in input order, one deadline for the whole
+ * iteration counted from cf_map; every call submitted at once, or with a
+ * buffersize (Python 3.14, gh-74028) at most that many ahead of the
+ * consumer.
  *
  * As CPython 3.11+: an error, a cancelled call or the deadline ends the
  * iteration and cancels every call not yet yielded, the one waited for
@@ -18,6 +20,18 @@
  * chunk's first item, decodes its results and gives them out one by one;
  * a chunk that failed fails at its first item (its other results are
  * lost, as in Python).
+ *
+ * buffersize (as CPython 3.14's Executor.map, which ProcessPoolExecutor.map
+ * calls with its chunks, so that buffersize counts calls -- chunks -- not
+ * items): cf_map submits the first buffersize calls and keeps its own
+ * copies of the arguments of the others. Each time the iterator is about
+ * to wait for a call, it first submits the next one still to submit, then
+ * waits, so buffersize + 1 calls can be in flight during a next
+ * (gh-131466, as CPython); results given out of an already decoded chunk
+ * submit nothing. Once the iteration ends (an error, a timeout, a failed
+ * submit, a close) nothing more is submitted. CPython holds its executor
+ * weakly and stops submitting once it is gone; here ex must outlive the
+ * iterator's submits instead.
  */
 #include "internal.h"
 
@@ -78,11 +92,24 @@ static void run_chunk(cf_call *call) {
 /* ---- the iterator ------------------------------------------------------- */
 
 struct cf_map_iter {
-    cf_future **fs; /* one per chunk (per item when not chunked) */
-    size_t n, next; /* futures; the next one to wait for */
+    /* one per call: per chunk (per item when not chunked); NULL before it
+     * is submitted and once given out or cancelled */
+    cf_future **fs;
+    size_t n, next;   /* futures; the next one to wait for */
+    size_t submitted; /* futures submitted: fs[0, submitted) */
     size_t nitems;
-    size_t chunk;   /* items per chunk; 0 when not chunked */
-    cf_value *vals; /* the current chunk's results not yet given out */
+    size_t chunk; /* items per chunk; 0 when not chunked */
+    size_t ahead; /* buffersize; 0: cf_map submitted every call */
+    /* the calls still to submit (buffersize): */
+    cf_executor *ex;
+    cf_fn fn;
+    size_t nargs;
+    cf_value *rest;   /* copies of the arguments of items [rest_item, ...),
+                         each item's set to None once submitted */
+    size_t rest_item; /* the first item cf_map did not submit */
+    size_t nrest;     /* values in rest */
+    cf_value *pack;   /* room for a chunk's arguments, until all are sent */
+    cf_value *vals;   /* the current chunk's results not yet given out */
     size_t nvals, nextval;
     cf__deadline deadline;
     bool started, finished;
@@ -106,36 +133,80 @@ static void drop_vals(cf_map_iter *it) {
     it->nvals = it->nextval = 0;
 }
 
+/* The copies of the arguments not submitted: none are, from now on. */
+static void drop_rest(cf_map_iter *it) {
+    cf__values_free(it->rest, it->nrest);
+    it->rest = NULL;
+    it->nrest = 0;
+}
+
 static void map_free(cf_map_iter *it) {
-    for (size_t i = 0; i < it->n; i++)
+    for (size_t i = 0; it->fs && i < it->n; i++)
         if (it->fs[i])
             cf_future_release(it->fs[i]);
     if (it->failed)
         cf_future_release(it->failed);
     drop_vals(it);
+    drop_rest(it);
     cf__error_free(it->own_error);
+    free(it->pack);
     free(it->fs);
     free(it);
 }
 
-/* Submits chunk c: run_chunk over items [c * chunk, ...). */
-static cf_status submit_chunk(cf_map_iter *it, cf_executor *ex, cf_fn fn,
-                              const cf_value *args, size_t nargs, size_t c,
-                              cf_value *pack) {
-    size_t first = c * it->chunk;
-    size_t len =
-        it->nitems - first < it->chunk ? it->nitems - first : it->chunk;
-    pack[0] = cf_int((int64_t)(uintptr_t)fn);
-    pack[1] = cf_int((int64_t)nargs);
-    pack[2] = cf_int((int64_t)len);
-    if (nargs)
-        memcpy(pack + 3, args + first * nargs, len * nargs * sizeof *pack);
-    return cf_submit(ex, run_chunk, pack, 3 + len * nargs, &it->fs[c]);
+/* Call c's first item and its number of items. */
+static size_t call_first(const cf_map_iter *it, size_t c) {
+    return it->chunk ? c * it->chunk : c;
+}
+
+static size_t call_len(const cf_map_iter *it, size_t c) {
+    size_t first = call_first(it, c);
+    if (!it->chunk)
+        return 1;
+    return it->nitems - first < it->chunk ? it->nitems - first : it->chunk;
+}
+
+/* Submits call c, the next one: fn over its item, or run_chunk over its
+ * chunk. src: the arguments of its first item, followed by those of the
+ * chunk's other items. */
+static cf_status submit_call(cf_map_iter *it, size_t c, const cf_value *src) {
+    size_t len = call_len(it, c), nargs = it->nargs;
+    cf_status st;
+    if (it->chunk) {
+        cf_value *pack = it->pack;
+        pack[0] = cf_int((int64_t)(uintptr_t)it->fn);
+        pack[1] = cf_int((int64_t)nargs);
+        pack[2] = cf_int((int64_t)len);
+        if (nargs)
+            memcpy(pack + 3, src, len * nargs * sizeof *pack);
+        st = cf_submit(it->ex, run_chunk, pack, 3 + len * nargs, &it->fs[c]);
+    } else {
+        st = cf_submit(it->ex, it->fn, nargs ? src : NULL, nargs, &it->fs[c]);
+    }
+    if (st != CF_OK)
+        return st;
+    it->submitted = c + 1;
+    if (it->submitted == it->n) {
+        free(it->pack);
+        it->pack = NULL;
+    }
+    return CF_OK;
+}
+
+/* The error of a submit that failed while iterating: what Python's submit
+ * raises, as cf_submit left it in cf_last_error (RuntimeError "cannot
+ * schedule new futures after shutdown", the pool's Broken error, ...);
+ * NULL when out of memory. */
+static cf_error *submit_error(cf_status st) {
+    const cf_error *e = cf_last_error();
+    if (e && cf_error_status(e) == st)
+        return cf__error_new(st, cf_error_type(e), cf_error_message(e));
+    return cf__error_new(st, cf_status_python(st), cf_status_message(st));
 }
 
 cf_status cf_map(cf_executor *ex, cf_fn fn, const cf_value *args,
                  size_t nitems, size_t nargs, double timeout, size_t chunksize,
-                 cf_map_iter **out) {
+                 size_t buffersize, cf_map_iter **out) {
     if (!ex || !fn || !out || (!args && nitems && nargs) ||
         (nargs && nitems > SIZE_MAX / nargs))
         return CF_EINVAL;
@@ -143,50 +214,83 @@ cf_status cf_map(cf_executor *ex, cf_fn fn, const cf_value *args,
     bool chunked = cf__executor_runs_chunks(ex);
     if (chunked && chunksize == 0)
         return CF_EINVAL; /* Python: ValueError("chunksize must be >= 1.") */
+    /* Python: ValueError("buffersize must be None or > 0"), for a negative
+     * number here; what Python takes is at most sys.maxsize */
+    if (buffersize > SIZE_MAX / 2)
+        return cf_refuse(CF_EINVAL, "ValueError",
+                         "buffersize must be None or > 0");
     chunked = chunked && chunksize > 1 && nitems > 0;
     size_t chunk = chunked ? (chunksize < nitems ? chunksize : nitems) : 1;
-    cf_value *pack = NULL;
-    if (chunked) {
-        if (chunk * nargs > SIZE_MAX / sizeof *pack - 3)
-            return CF_NOMEM;
-        pack = malloc((3 + chunk * nargs) * sizeof *pack);
-        if (!pack)
-            return CF_NOMEM;
-    }
-    cf_map_iter *it = calloc(1, sizeof *it);
-    if (!it) {
-        free(pack);
+    if (chunked && chunk * nargs > SIZE_MAX / sizeof(cf_value) - 3)
         return CF_NOMEM;
-    }
-    cf_status st = cf__deadline_make(timeout, &it->deadline);
+    cf_map_iter *it = calloc(1, sizeof *it);
+    if (!it)
+        return CF_NOMEM;
     size_t n = nitems ? (nitems - 1) / chunk + 1 : 0;
+    it->n = n;
+    it->nitems = nitems;
+    it->chunk = chunked ? chunk : 0;
+    it->ahead = buffersize;
+    it->ex = ex;
+    it->fn = fn;
+    it->nargs = nargs;
+    /* the deadline first: it counts from this call, as Python's map */
+    cf_status st = cf__deadline_make(timeout, &it->deadline);
     if (st == CF_OK) {
         it->fs = calloc(n ? n : 1, sizeof *it->fs);
         st = it->fs ? CF_OK : CF_NOMEM;
     }
+    if (st == CF_OK && chunked) {
+        it->pack = malloc((3 + chunk * nargs) * sizeof *it->pack);
+        st = it->pack ? CF_OK : CF_NOMEM;
+    }
+    size_t now = buffersize && buffersize < n ? buffersize : n;
+    if (st == CF_OK && now < n) {
+        /* copies of what is submitted later; none is submitted if they
+         * cannot be made */
+        it->rest_item = call_first(it, now);
+        if (nargs) {
+            it->nrest = (nitems - it->rest_item) * nargs;
+            st = cf__values_dup(args + it->rest_item * nargs, it->nrest,
+                                &it->rest);
+            if (st != CF_OK)
+                it->nrest = 0;
+        }
+    }
+    for (size_t c = 0; st == CF_OK && c < now; c++) {
+        st = submit_call(it, c,
+                         nargs ? args + call_first(it, c) * nargs : NULL);
+        if (st != CF_OK)
+            cancel_from(it, 0);
+    }
     if (st != CF_OK) {
-        free(pack);
-        free(it);
+        map_free(it);
         return st;
     }
-    it->nitems = nitems;
-    it->chunk = chunked ? chunk : 0;
-    for (; it->n < n; it->n++) {
-        if (chunked) {
-            st = submit_chunk(it, ex, fn, args, nargs, it->n, pack);
-        } else {
-            const cf_value *item = nargs ? args + it->n * nargs : NULL;
-            st = cf_submit(ex, fn, item, nargs, &it->fs[it->n]);
-        }
-        if (st != CF_OK) {
-            cancel_from(it, 0);
-            map_free(it);
-            free(pack);
-            return st;
-        }
-    }
-    free(pack);
     *out = it;
+    return CF_OK;
+}
+
+/* buffersize: submits the next call still to submit, unless the one to
+ * wait for, it->next, already has buffersize calls submitted after it (a
+ * next that failed with CF_NOMEM and is called again submits nothing
+ * more). Frees the copies of its arguments once it is submitted. */
+static cf_status submit_ahead(cf_map_iter *it) {
+    size_t want =
+        it->n - it->next > it->ahead ? it->next + it->ahead + 1 : it->n;
+    if (!it->ahead || it->submitted >= want)
+        return CF_OK;
+    size_t c = it->submitted;
+    cf_value *src =
+        it->nargs ? it->rest + (call_first(it, c) - it->rest_item) * it->nargs
+                  : NULL;
+    cf_status st = submit_call(it, c, src);
+    if (st != CF_OK)
+        return st;
+    for (size_t i = 0; i < call_len(it, c) * it->nargs; i++)
+        cf_value_free(&src[i]);
+    if (it->submitted == it->n)
+        drop_rest(it);
     return CF_OK;
 }
 
@@ -198,6 +302,7 @@ static cf_status fail_at(cf_map_iter *it, size_t i, cf_status st, bool own,
     cf_future *f = it->fs[i];
     it->fs[i] = NULL;
     it->finished = true;
+    drop_rest(it);
     if (own) {
         cf_future_cancel(f);
         cf_future_release(f);
@@ -219,9 +324,7 @@ static cf_status fail_at(cf_map_iter *it, size_t i, cf_status st, bool own,
 
 /* Decodes a chunk's results into it->vals: CF_OK, CF_NOMEM, CF_EINVAL. */
 static cf_status unpack(cf_map_iter *it, size_t i, const cf_value *v) {
-    size_t first = i * it->chunk;
-    size_t len =
-        it->nitems - first < it->chunk ? it->nitems - first : it->chunk;
+    size_t len = call_len(it, i);
     if (v->type != CF_TYPE_BYTES)
         return CF_EINVAL;
     const unsigned char *data = (const unsigned char *)v->as.buf.data;
@@ -258,10 +361,16 @@ cf_status cf_map_next(cf_map_iter *it, cf_value *out, const cf_error **error) {
         return CF_STOP;
     }
     size_t i = it->next;
+    /* as CPython: the next call is submitted before the wait, even once the
+     * deadline has passed */
+    cf_status st = submit_ahead(it);
+    if (st == CF_NOMEM)
+        return st;
+    if (st != CF_OK)
+        return fail_at(it, i, st, true, submit_error(st), error);
     cf_value v;
-    cf_status st =
-        cf_future_result(it->fs[i], cf__deadline_remaining(&it->deadline),
-                         it->chunk ? &v : out);
+    st = cf_future_result(it->fs[i], cf__deadline_remaining(&it->deadline),
+                          it->chunk ? &v : out);
     if (st == CF_NOMEM)
         return st;
     if (st != CF_OK)
@@ -288,6 +397,7 @@ cf_status cf_map_next(cf_map_iter *it, cf_value *out, const cf_error **error) {
 cf_status cf_map_close(cf_map_iter *it) {
     if (!it)
         return CF_EINVAL;
+    /* never advanced: what cf_map submitted still runs; the rest never */
     if (it->started)
         cancel_from(it, it->next);
     map_free(it);
