@@ -808,13 +808,40 @@ CF_EXTERN const char *cf_current_thread_name(void);
  * then fails with CF_BROKEN, type "BrokenProcessPool", message "A process
  * in the process pool was terminated abruptly while the future was running
  * or pending." followed by what happened in parentheses, e.g. "(worker 1234
- * was killed by signal 9)", "(worker 1234 exited with status 3)"; later
- * submits return CF_BROKEN; the remaining workers are killed and reaped.
+ * was killed by signal 9)", "(worker 1234 exited with status 3)", "(worker
+ * 1234 ended; its exit status could not be read)"; later submits return
+ * CF_BROKEN (cf_last_error: "A child process terminated abruptly, the
+ * process pool is not usable anymore", as Python's); the remaining workers
+ * are killed and reaped. A task must not write on its worker's descriptors
+ * above 2: a stray frame header there is caught, before anything is
+ * reserved for it, as a reply that "could not be decoded".
+ *
+ * No process can be started (fork fails, e.g. RLIMIT_NPROC): while other
+ * workers live they run the calls. With none left, the calls waiting for
+ * one fail with CF_RAISED, type "BlockingIOError" (or "OSError"), message
+ * "[Errno 11] Resource temporarily unavailable" (Python's submit raises
+ * that OSError), the pool is not broken, and each later cf_submit returns
+ * CF_EAGAIN with that error in cf_last_error and makes the pool try again,
+ * so a submit succeeds once processes can be made again.
+ *
+ * Other processes: the pool never waits for an end of file on its sockets,
+ * so a fork() of the program (which holds copies of them) delays neither
+ * cf_executor_free nor the breaking of the pool on a worker's death: the
+ * parent tells its fork server and idle workers to exit, and acts on a
+ * worker's end as the fork server reports it. Every descriptor of the pool
+ * in a worker is close-on-exec, so a program a task starts (system(),
+ * exec) holds none of them. A program that ignores SIGCHLD is fine too (the
+ * fork server restores its default, so exit statuses can be read).
+ *
+ * Ending a task: return (or cf_raise). A task that calls exit() ends its
+ * worker, which breaks the pool, and runs the program's atexit handlers and
+ * stdio flushes in that worker (inherited buffers can print twice); _exit()
+ * ends it without them.
  *
  * Threads: each pool runs one manager thread in the parent, from
  * cf_process_pool_new until shutdown; it sends calls, receives outcomes and
  * completes the futures, so done callbacks of completed calls run in the
- * parent, in that thread, never in a worker.
+ * parent, in that thread, never in a worker, with no cfutures lock held.
  *
  * How calls reach workers: up to 32 calls are sent ahead to each worker,
  * so that a stream of short calls never waits for a round trip between
