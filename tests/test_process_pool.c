@@ -946,6 +946,8 @@ TEST(process_pool_map_chunksize_zero_refused) {
     cf_map_iter *it = NULL;
     ASSERT_STATUS(cf_map(ex, task_echo, args, 3, 1, LONG, 0, 0, &it),
                   CF_EINVAL);
+    check_error(cf_last_error(), CF_EINVAL, "ValueError",
+                "chunksize must be >= 1.");
     ASSERT_STATUS(cf_map(ex, task_echo, NULL, 0, 1, LONG, 0, 0, &it),
                   CF_EINVAL);
     ASSERT_NULL(it);

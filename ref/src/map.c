@@ -209,11 +209,14 @@ cf_status cf_map(cf_executor *ex, cf_fn fn, const cf_value *args,
                  size_t buffersize, cf_map_iter **out) {
     if (!ex || !fn || !out || (!args && nitems && nargs) ||
         (nargs && nitems > SIZE_MAX / nargs))
-        return CF_EINVAL;
+        return cf_refuse(CF_EINVAL, "ValueError",
+                         "cf_map: a NULL argument, or too many items");
+    if (isnan(timeout))
+        return cf_refuse(CF_EINVAL, "ValueError", "cf_map: a NaN timeout");
     /* thread pools and executors of users ignore chunksize, as in Python */
     bool chunked = cf__executor_runs_chunks(ex);
     if (chunked && chunksize == 0)
-        return CF_EINVAL; /* Python: ValueError("chunksize must be >= 1.") */
+        return cf_refuse(CF_EINVAL, "ValueError", "chunksize must be >= 1.");
     /* Python: ValueError("buffersize must be None or > 0"), for a negative
      * number here; what Python takes is at most sys.maxsize */
     if (buffersize > SIZE_MAX / 2)
