@@ -26,12 +26,16 @@ done
 mapfile -t declared < <(sed -n 's/^CF_EXTERN .*\<\(cf_[a-z0-9_]*\)(.*/\1/p' "$header" |
     sort -u)
 [[ ${#declared[@]} -gt 0 ]] || fail "$header declares nothing CF_EXTERN"
+# (sets, not `printf | grep -q`: grep quitting early breaks the pipe)
+declare -A is_exported=() is_declared=()
+for sym in "${exported[@]}"; do is_exported[$sym]=1; done
+for sym in "${declared[@]}"; do is_declared[$sym]=1; done
 for sym in "${declared[@]}"; do
-    printf '%s\n' "${exported[@]}" | grep -qx "$sym" ||
+    [[ -n ${is_exported[$sym]:-} ]] ||
         fail "$header declares $sym but $lib does not export it"
 done
 for sym in "${exported[@]}"; do
-    printf '%s\n' "${declared[@]}" | grep -qx "$sym" ||
+    [[ -n ${is_declared[$sym]:-} ]] ||
         fail "$lib exports $sym, which $header does not declare CF_EXTERN"
 done
 
