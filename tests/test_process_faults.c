@@ -167,6 +167,23 @@ static int open_fds_of(pid_t pid) {
     return n;
 }
 
+/* Whether pid runs `sleep` and is asleep in it, so its exec is over (the
+ * kernel names the new program before it closes the close-on-exec
+ * descriptors; a process still exec'ing is running, not sleeping). */
+static bool sleeping_in_sleep(pid_t pid) {
+    char path[64], target[64] = "", state = 0;
+    snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    target[n > 0 ? n : 0] = '\0';
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f && fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
+        state = 0;
+    if (f)
+        fclose(f);
+    return strstr(target, "sleep") && state == 'S';
+}
+
 /* Starts a program from a task of ex and waits until it has exec'ed;
  * returns the pid of the worker that ran the task. */
 static int64_t start_program(cf_executor *ex) {
@@ -178,14 +195,9 @@ static int64_t start_program(cf_executor *ex) {
     int64_t worker = run_int(ex, task_start_program, &arg, 1);
     pid_t pid = atomic_load(program_pid);
     ASSERT_GT(pid, 0);
-    char exe[64], target[64] = "";
-    snprintf(exe, sizeof exe, "/proc/%d/exe", (int)pid);
     double deadline = test_now() + LONG;
-    for (ssize_t n = 0; !strstr(target, "sleep");) {
+    while (!sleeping_in_sleep(pid))
         ASSERT_DBL_OP(test_now(), <, deadline);
-        n = readlink(exe, target, sizeof target - 1);
-        target[n > 0 ? n : 0] = '\0';
-    }
     return worker;
 }
 

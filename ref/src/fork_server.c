@@ -10,7 +10,8 @@
  * back with SCM_RIGHTS and the pid. It learns of exits through a pidfd per
  * worker (Linux 5.3), reaps its children and reports each exit; asked to
  * quit ("Q"), or at EOF on its socket, it kills (SIGKILL) and reaps what
- * is left and exits.
+ * is left and exits. It first moves to a stack of its own, of the default
+ * thread size (server_start), which its workers inherit.
  * cf__pp_start_server and cf__pp_stop_server, at the end of this file, run
  * in the manager thread instead: they are here because they are the other
  * end of the server's life.
@@ -29,11 +30,30 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CF_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CF_ASAN 1
+#endif
+#endif
+#ifdef CF_ASAN
+/* <sanitizer/common_interface_defs.h>: tells AddressSanitizer which stack
+ * the thread runs on. */
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
+                                    size_t size);
+void __sanitizer_finish_switch_fiber(void *fake_stack_save,
+                                     const void **bottom_old,
+                                     size_t *size_old);
+#endif
 
 /* The server's children, each with a pidfd that polls readable once it
  * has exited (no SIGCHLD handler: ThreadSanitizer defers signal handlers,
@@ -169,6 +189,65 @@ static _Noreturn void server_main(const struct process_pool *p, int fd,
     _exit(0);
 }
 
+/*
+ * The server's stack. It is forked from the manager thread, so it starts
+ * on (its copy of) that thread's stack, which is small (process_pool.c,
+ * MANAGER_STACK), and so would every worker and the tasks they run. So it
+ * moves at once, for good, to a new stack of the size a new thread gets by
+ * default (the size the manager thread's had before it was made small, so
+ * tasks keep the stack they had), with a guard page below: only the server
+ * and its workers map it, so it adds nothing to the parent's forks.
+ * makecontext passes only ints, so the arguments wait here (in the
+ * server's own copy of this memory).
+ */
+static struct {
+    const struct process_pool *pool;
+    int fd;
+    pid_t parent;
+} server_args;
+
+static void server_entry(void) {
+#ifdef CF_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    server_main(server_args.pool, server_args.fd, server_args.parent);
+}
+
+static _Noreturn void server_start(const struct process_pool *p, int fd,
+                                   pid_t parent) {
+    pthread_attr_t attr;
+    size_t size = 0, guard = (size_t)sysconf(_SC_PAGESIZE);
+    ucontext_t uc;
+    if (pthread_getattr_default_np(&attr) == 0) {
+        if (pthread_attr_getstacksize(&attr, &size))
+            size = 0;
+        pthread_attr_destroy(&attr);
+    }
+    size = (size + guard - 1) / guard * guard;
+    char *stack = size ? mmap(NULL, guard + size, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0)
+                       : MAP_FAILED;
+    if (stack != MAP_FAILED &&
+        (mprotect(stack, guard, PROT_NONE) || getcontext(&uc))) {
+        munmap(stack, guard + size);
+        stack = MAP_FAILED;
+    }
+    if (stack != MAP_FAILED) {
+        server_args.pool = p;
+        server_args.fd = fd;
+        server_args.parent = parent;
+        uc.uc_stack.ss_sp = stack + guard;
+        uc.uc_stack.ss_size = size;
+        uc.uc_link = NULL;
+        makecontext(&uc, server_entry, 0);
+#ifdef CF_ASAN
+        __sanitizer_start_switch_fiber(NULL, stack + guard, size);
+#endif
+        setcontext(&uc); /* does not return: uc is sound */
+    }
+    server_main(p, fd, parent); /* on the small stack, then */
+}
+
 cf_status cf__pp_start_server(struct process_pool *p) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
@@ -176,7 +255,7 @@ cf_status cf__pp_start_server(struct process_pool *p) {
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        server_main(p, sv[1], parent);
+        server_start(p, sv[1], parent);
     close(sv[1]);
     if (pid < 0) {
         close(sv[0]);

@@ -331,6 +331,10 @@ cf_status cf__decode_values(struct cf__reader *r, size_t n, cf_value **out);
  * encoded (a PTR). */
 cf_status cf__frame_task(struct cf__buf *b, uint32_t slot, cf_fn fn,
                          const cf_value *args, size_t nargs);
+/* The same frame appended to what b holds; on failure b holds what it
+ * held (its capacity may have grown). */
+cf_status cf__frame_task_append(struct cf__buf *b, uint32_t slot, cf_fn fn,
+                                const cf_value *args, size_t nargs);
 /* Replaces b's contents with a whole outcome frame for the call under
  * claim word `slot`: value for CF__OUT_VALUE (CF_EINVAL for a PTR), error
  * for CF__OUT_ERROR and CF__OUT_INIT_FAILED, nothing for the others. */
@@ -356,5 +360,19 @@ int cf__outcome_length_check(const unsigned char *payload, size_t have,
 cf_status cf__parse_outcome(const void *payload, size_t len, uint32_t *slot,
                             enum cf__outcome *kind, cf_value *value,
                             cf_error **error);
+/* Where a BYTES or STR result's octets start in its outcome payload; they
+ * run to its end. */
+#define CF__OUTCOME_BUFFER_AT 14
+/* Whether the first `have` octets of an outcome payload `len` octets long
+ * begin a BYTES or STR result (false if fewer than CF__OUTCOME_BUFFER_AT
+ * are there): then sets *slot and *type. */
+bool cf__outcome_buffer(const unsigned char *payload, size_t have, size_t len,
+                        uint32_t *slot, cf_type *type);
+/* Makes *out a BYTES or STR value owning data, a malloc'd block of len + 1
+ * octets whose first len are the value's (data[len] becomes its
+ * terminator), as if decoded: CF_EINVAL, data freed, for a STR that holds
+ * a NUL or is not UTF-8. */
+cf_status cf__decode_buffer(cf_value *out, cf_type type, char *data,
+                            size_t len);
 
 #endif

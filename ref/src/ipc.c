@@ -124,11 +124,12 @@ static cf_status frame_end(struct cf__buf *b) {
     return CF_OK;
 }
 
-cf_status cf__frame_task(struct cf__buf *b, uint32_t slot, cf_fn fn,
-                         const cf_value *args, size_t nargs) {
+cf_status cf__frame_task_append(struct cf__buf *b, uint32_t slot, cf_fn fn,
+                                const cf_value *args, size_t nargs) {
+    size_t start = b->len;
     if (nargs > UINT32_MAX)
         return CF_NOMEM;
-    cf_status st = frame_begin(b);
+    cf_status st = put_le(b, 0, CF__FRAME_HEADER);
     if (st == CF_OK)
         st = put_le(b, slot, 4);
     if (st == CF_OK)
@@ -137,7 +138,22 @@ cf_status cf__frame_task(struct cf__buf *b, uint32_t slot, cf_fn fn,
         st = put_le(b, nargs, 4);
     for (size_t i = 0; st == CF_OK && i < nargs; i++)
         st = cf__encode_value(b, &args[i]);
-    return st == CF_OK ? frame_end(b) : st;
+    size_t len = b->len - start - CF__FRAME_HEADER;
+    if (st == CF_OK && len > UINT32_MAX)
+        st = CF_NOMEM;
+    if (st != CF_OK) {
+        b->len = start;
+        return st;
+    }
+    for (int i = 0; i < CF__FRAME_HEADER; i++)
+        b->data[start + i] = (unsigned char)(len >> (8 * i));
+    return CF_OK;
+}
+
+cf_status cf__frame_task(struct cf__buf *b, uint32_t slot, cf_fn fn,
+                         const cf_value *args, size_t nargs) {
+    b->len = 0;
+    return cf__frame_task_append(b, slot, fn, args, nargs);
 }
 
 cf_status cf__frame_outcome(struct cf__buf *b, uint32_t slot,
@@ -189,7 +205,22 @@ static bool read_le(struct cf__reader *r, uint64_t *v, int size) {
     return true;
 }
 
-/* A STR's octets: valid UTF-8 (cf_value_str checks) without NUL. */
+cf_status cf__decode_buffer(cf_value *out, cf_type type, char *data,
+                            size_t len) {
+    cf_value v;
+    data[len] = '\0';
+    v.type = type;
+    v.as.buf.data = data;
+    v.as.buf.len = len;
+    if (cf__buffer_fault(&v)) { /* a STR with a NUL, or not UTF-8 */
+        free(data);
+        return CF_EINVAL;
+    }
+    *out = v;
+    return CF_OK;
+}
+
+/* A STR's octets, copied once: valid UTF-8 without NUL. */
 static cf_status decode_str(const char *data, size_t len, cf_value *out) {
     if (memchr(data, '\0', len))
         return CF_EINVAL;
@@ -197,10 +228,7 @@ static cf_status decode_str(const char *data, size_t len, cf_value *out) {
     if (!s)
         return CF_NOMEM;
     memcpy(s, data, len);
-    s[len] = '\0';
-    cf_status st = cf_value_str(out, s);
-    free(s);
-    return st;
+    return cf__decode_buffer(out, CF_TYPE_STR, s, len);
 }
 
 cf_status cf__decode_value(struct cf__reader *r, cf_value *out) {
@@ -352,6 +380,21 @@ int cf__outcome_length_check(const unsigned char *payload, size_t have,
     r.at += type_len;
     read_le(&r, &n, 4);
     return 14 + type_len + n == len ? 1 : -1;
+}
+
+bool cf__outcome_buffer(const unsigned char *payload, size_t have, size_t len,
+                        uint32_t *slot, cf_type *type) {
+    struct cf__reader r = {payload, payload + have};
+    uint64_t at, n;
+    unsigned char kind, tag;
+    if (!read_le(&r, &at, 4) || !read_bytes(&r, &kind, 1) ||
+        kind != CF__OUT_VALUE || !read_bytes(&r, &tag, 1) ||
+        (tag != CF_TYPE_BYTES && tag != CF_TYPE_STR) || !read_le(&r, &n, 8) ||
+        len < CF__OUTCOME_BUFFER_AT || n != len - CF__OUTCOME_BUFFER_AT)
+        return false;
+    *slot = (uint32_t)at;
+    *type = (cf_type)tag;
+    return true;
 }
 
 cf_status cf__parse_outcome(const void *payload, size_t len, uint32_t *slot,

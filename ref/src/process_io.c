@@ -101,3 +101,23 @@ void cf__pp_stream_free(struct stream *s) {
     cf__buf_free(&s->buf);
     s->off = 0;
 }
+
+void cf__pp_stream_trim(struct stream *s) {
+    struct cf__buf *b = &s->buf;
+    size_t left = b->len - s->off;
+    if (b->cap <= LARGE_BUFFER || left > READ_CHUNK)
+        return;
+    if (!left) {
+        cf__pp_stream_free(s);
+        return;
+    }
+    unsigned char *data = malloc(READ_CHUNK);
+    if (!data)
+        return;
+    memcpy(data, b->data + s->off, left);
+    free(b->data);
+    b->data = data;
+    b->len = left;
+    b->cap = READ_CHUNK;
+    s->off = 0;
+}

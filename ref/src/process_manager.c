@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -66,6 +67,8 @@ static void close_worker(struct worker *w) {
     w->fd = -1;
     cf__pp_stream_free(&w->in);
     cf__pp_stream_free(&w->out);
+    free(w->large.data);
+    w->large.data = NULL;
 }
 
 /* ---- breaking the pool (manager thread) ------------------------------- */
@@ -202,10 +205,13 @@ static void worker_flush(struct worker *w) {
         o->off += (size_t)n;
     }
     o->buf.len = o->off = 0;
+    cf__pp_stream_trim(o); /* a large call's buffer is not kept */
 }
 
 /*
- * Queues f's call for w under claim word `slot`: makes the word f's first
+ * Queues f's call for w under claim word `slot`, encoding it straight into
+ * w's stream (a large argument is copied there once, and that copy is
+ * given back once sent: worker_flush): makes the word f's first
  * if `fresh` (a call from the queue; a moved one has it already). If f was
  * cancelled meanwhile it is released; if its frame cannot be made it fails
  * (a PTR, or no memory), except in a submitting thread, which must not run
@@ -214,10 +220,9 @@ static void worker_flush(struct worker *w) {
  */
 static bool push_call(struct process_pool *p, struct worker *w, cf_future *f,
                       size_t slot, bool fresh) {
-    cf_status st =
-        cf__frame_task(&p->frame, (uint32_t)slot, f->fn, f->args, f->nargs);
-    if (st == CF_OK)
-        st = cf__buf_put(&w->out.buf, p->frame.data, p->frame.len);
+    size_t start = w->out.buf.len;
+    cf_status st = cf__frame_task_append(&w->out.buf, (uint32_t)slot, f->fn,
+                                         f->args, f->nargs);
     if (st != CF_OK && cf__pp_current_pool != p) {
         pthread_mutex_lock(&p->lock);
         cf__queue_push_front(&p->queue, f);
@@ -234,7 +239,7 @@ static bool push_call(struct process_pool *p, struct worker *w, cf_future *f,
         return true;
     }
     if (fresh && !cf__future_set_claim(f, &cf__pp_slot_at(p, slot)->claim)) {
-        w->out.buf.len -= p->frame.len;
+        w->out.buf.len = start;
         cf_work_release(cf__future_work(f)); /* cancelled while queued */
         return true;
     }
@@ -461,6 +466,12 @@ static void complete_call(struct process_pool *p, struct worker *w,
                           cf_value *value, cf_error *error) {
     w->ring[pos] = NULL;
     w->live--;
+    /* The call is over and no worker will be sent it again: its arguments
+     * go now (cf_work_release would free them after the callbacks), so
+     * that a large argument is not still held while the caller copies a
+     * large result. */
+    for (size_t i = 0; i < f->nargs; i++)
+        cf_value_free(&f->args[i]);
     if (kind != CF__OUT_SKIPPED) {
         user_code_begins(p);
         if (cf__future_finish(f, error ? NULL : value, error, NULL) != CF_OK) {
@@ -477,20 +488,11 @@ static bool in_ring(const struct worker *w, size_t pos) {
     return pos < DEPTH && (pos + DEPTH - w->head) % DEPTH < w->count;
 }
 
-/* A whole frame from w's socket: an outcome too large for its slot, the
- * initializer's error, or a wake-up. */
-static void handle_frame(struct process_pool *p, struct worker *w,
-                         const unsigned char *data, size_t len) {
-    uint32_t slot;
-    enum cf__outcome kind;
-    cf_value value;
-    cf_error *error;
-    cf_status st = cf__parse_outcome(data, len, &slot, &kind, &value, &error);
-    if (st != CF_OK) {
-        break_pool(p, "a reply from worker %d could not be %s", (int)w->pid,
-                   st == CF_NOMEM ? "allocated" : "decoded");
-        return;
-    }
+/* An outcome from w's socket: one too large for its slot, the
+ * initializer's error, or a wake-up. Takes *value and error. */
+static void handle_outcome(struct process_pool *p, struct worker *w,
+                           uint32_t slot, enum cf__outcome kind,
+                           cf_value *value, cf_error *error) {
     if (kind == CF__OUT_INIT_FAILED) {
         user_code_begins(p);
         cf__log(CF_LOG_CRITICAL, "Exception in initializer: %s: %s",
@@ -505,12 +507,28 @@ static void handle_frame(struct process_pool *p, struct worker *w,
     cf_future *f =
         kind != CF__OUT_SKIPPED && in_ring(w, pos) ? w->ring[pos] : NULL;
     if (!f) {
-        cf_value_free(&value);
+        cf_value_free(value);
         cf__error_free(error);
         break_pool(p, "worker %d sent a reply nobody asked for", (int)w->pid);
         return;
     }
-    complete_call(p, w, (unsigned)pos, f, kind, &value, error);
+    complete_call(p, w, (unsigned)pos, f, kind, value, error);
+}
+
+/* A whole frame from w's socket. */
+static void handle_frame(struct process_pool *p, struct worker *w,
+                         const unsigned char *data, size_t len) {
+    uint32_t slot;
+    enum cf__outcome kind;
+    cf_value value;
+    cf_error *error;
+    cf_status st = cf__parse_outcome(data, len, &slot, &kind, &value, &error);
+    if (st != CF_OK) {
+        break_pool(p, "a reply from worker %d could not be %s", (int)w->pid,
+                   st == CF_NOMEM ? "allocated" : "decoded");
+        return;
+    }
+    handle_outcome(p, w, slot, kind, &value, error);
 }
 
 /* Collects the outcomes w has counted done, oldest first, up to one whose
@@ -588,6 +606,71 @@ static size_t room_for_frame(const struct worker *w, size_t need) {
     return check > 0 ? need : READ_CHUNK;
 }
 
+/*
+ * A BYTES or STR result of more than LARGE_BUFFER octets is read from the
+ * socket straight into the buffer its value will own, not into w's stream,
+ * which would hold a second copy while it is decoded (and keep its size):
+ * its octets are in the parent's memory once, and the future takes that
+ * buffer. Starts that if the frame w's stream has begun is such a result
+ * for a call of w's; what the stream holds of it moves to the new buffer.
+ * True if it did, or broke the pool because that buffer cannot be
+ * allocated.
+ */
+static bool start_large_result(struct process_pool *p, struct worker *w) {
+    struct stream *s = &w->in;
+    size_t have = s->buf.len - s->off;
+    uint32_t slot;
+    cf_type type;
+    if (have < CF__FRAME_HEADER)
+        return false;
+    const unsigned char *frame = s->buf.data + s->off;
+    size_t len = cf__frame_length(frame);
+    if (!cf__outcome_buffer(frame + CF__FRAME_HEADER, have - CF__FRAME_HEADER,
+                            len, &slot, &type) ||
+        len - CF__OUTCOME_BUFFER_AT <= LARGE_BUFFER)
+        return false;
+    size_t pos = slot - w->block * DEPTH;
+    if (!in_ring(w, pos) || !w->ring[pos])
+        return false; /* garbage: handled as such once read */
+    size_t n = len - CF__OUTCOME_BUFFER_AT;
+    char *data = malloc(n + 1);
+    if (!data) {
+        break_pool(p,
+                   "a reply of %zu bytes from worker %d could not be "
+                   "allocated",
+                   len, (int)w->pid);
+        return true;
+    }
+    /* the frame is not whole yet: what is here is less than n octets */
+    size_t got = have - CF__FRAME_HEADER - CF__OUTCOME_BUFFER_AT;
+    memcpy(data, frame + CF__FRAME_HEADER + CF__OUTCOME_BUFFER_AT, got);
+    s->off = s->buf.len;
+    cf__pp_stream_trim(s);
+    w->large = (struct large_result){data, n, got, slot, type};
+    return true;
+}
+
+/* Reads more of w's large result, and completes its call once it is
+ * whole: what read() returned (errno set if -1). */
+static ssize_t read_large_result(struct process_pool *p, struct worker *w) {
+    struct large_result *r = &w->large;
+    ssize_t n;
+    while ((n = read(w->fd, r->data + r->have, r->len - r->have)) < 0 &&
+           errno == EINTR)
+        ;
+    if (n <= 0 || (r->have += (size_t)n) < r->len)
+        return n;
+    struct large_result whole = *r;
+    cf_value value;
+    r->data = NULL;
+    if (cf__decode_buffer(&value, whole.type, whole.data, whole.len) == CF_OK)
+        handle_outcome(p, w, whole.slot, CF__OUT_VALUE, &value, NULL);
+    else
+        break_pool(p, "a reply from worker %d could not be decoded",
+                   (int)w->pid);
+    return n;
+}
+
 /* Reads and handles what w sent; at EOF closes its socket. A read that
  * leaves room in the buffer emptied the socket: what comes after it, the
  * next poll() reports, so no read is spent just to hear EAGAIN. */
@@ -595,22 +678,34 @@ static void read_worker(struct process_pool *p, struct worker *w) {
     bool drained = false;
     for (;;) {
         const unsigned char *payload;
-        size_t len, need;
-        while (!p->finished && w->fd >= 0 &&
+        size_t len, need = 0, room = 0;
+        while (!p->finished && w->fd >= 0 && !w->large.data &&
                cf__pp_stream_frame(&w->in, &payload, &len, &need))
             handle_frame(p, w, payload, len);
         if (p->finished || w->fd < 0)
             return;
-        size_t room = room_for_frame(w, need);
-        if (!room) {
-            break_pool(p, "a reply from worker %d could not be decoded",
-                       (int)w->pid);
-            return;
+        cf__pp_stream_trim(&w->in); /* a large frame's buffer is not kept */
+        if (!w->large.data) {
+            room = room_for_frame(w, need);
+            if (!room) {
+                break_pool(p, "a reply from worker %d could not be decoded",
+                           (int)w->pid);
+                return;
+            }
+            if (start_large_result(p, w) && p->finished)
+                return;
         }
         if (drained)
             return;
-        ssize_t n = cf__pp_stream_read(&w->in, w->fd, room);
-        drained = n > 0 && w->in.buf.len < w->in.buf.cap;
+        ssize_t n;
+        if (w->large.data) {
+            size_t want = w->large.len - w->large.have;
+            n = read_large_result(p, w);
+            drained = n > 0 && (size_t)n < want;
+        } else {
+            n = cf__pp_stream_read(&w->in, w->fd, room);
+            drained = n > 0 && w->in.buf.len < w->in.buf.cap;
+        }
         if (n < 0 && errno == EAGAIN)
             return;
         if (n < 0 && errno == ENOMEM) {

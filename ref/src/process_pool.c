@@ -14,7 +14,10 @@
 #define _GNU_SOURCE
 #include "process_pool.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <link.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +118,6 @@ static void free_pool_memory(struct process_pool *p) {
     free(p->workers);
     free(p->blocks_used);
     free(p->pfds);
-    cf__buf_free(&p->frame);
     if (p->shared)
         munmap(p->shared, p->shared_size);
     for (int i = 0; i < 2; i++)
@@ -228,13 +230,59 @@ static cf_status pool_prepare(struct process_pool *p,
     return st;
 }
 
+/*
+ * The manager thread's stack: room for the manager and for the done
+ * callbacks it runs (the header promises them 256 KiB), on top of the
+ * thread-local storage, which glibc keeps in a thread's stack (a sanitizer
+ * runtime may keep much there: ThreadSanitizer's takes 768 KiB). Small,
+ * because every fork of the program copies the page tables of every live
+ * pool's manager stack, the fork that starts each new pool's server among
+ * them: with the default 8 MiB (and its guard), each stack takes page
+ * tables of its own, and creating many pools costs time and kernel memory
+ * that grow with the square of their number. The fork server, forked from
+ * this thread, moves to a stack of the default size (fork_server.c), so
+ * tasks do not run on this one.
+ */
+#define MANAGER_STACK (256 * 1024)
+
+/* dl_iterate_phdr's callback: adds an object's thread-local storage (as
+ * much as it could take in a thread's stack, alignment included). */
+static int add_tls_size(struct dl_phdr_info *info, size_t size, void *ctx) {
+    size_t *total = ctx;
+    (void)size;
+    for (size_t i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_TLS)
+            *total += info->dlpi_phdr[i].p_memsz + info->dlpi_phdr[i].p_align;
+    return 0;
+}
+
+static int create_manager(struct process_pool *p) {
+    pthread_attr_t attr;
+    size_t tls = 0;
+    dl_iterate_phdr(add_tls_size, &tls);
+    size_t size = MANAGER_STACK + tls;
+    if (size < (size_t)PTHREAD_STACK_MIN)
+        size = (size_t)PTHREAD_STACK_MIN;
+    int err = pthread_attr_init(&attr);
+    if (err)
+        return err;
+    err = pthread_attr_setstacksize(&attr, size);
+    if (!err)
+        err = pthread_create(&p->manager, &attr, cf__pp_manager_main, p);
+    pthread_attr_destroy(&attr);
+    /* EINVAL: too small after all (glibc's own needs): the default one */
+    if (err == EINVAL)
+        err = pthread_create(&p->manager, NULL, cf__pp_manager_main, p);
+    return err;
+}
+
 /* Starts the manager thread, every signal blocked in it (it inherits the
  * mask), and waits until it has forked the server. */
 static cf_status start_manager(struct process_pool *p) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&p->manager, NULL, cf__pp_manager_main, p);
+    int err = create_manager(p);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err)
         return CF_EAGAIN;

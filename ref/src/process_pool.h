@@ -39,6 +39,20 @@
  * sleeps in poll() it marks itself asleep, then looks at the counts once
  * more; a worker that counts a call done while the manager is marked
  * asleep wakes it with a CF__OUT_WAKE frame (once per sleep).
+ *
+ * Memory: a large value crosses with as few copies as the rooms allow (the
+ * header gives the counts). The manager encodes a call straight into its
+ * worker's stream; a large BYTES or STR result is read straight into the
+ * buffer its value will own (struct large_result); a call's arguments are
+ * freed as soon as its outcome is in (not before: steal() encodes a moved
+ * call again from them); a worker frees a call's arguments before it
+ * encodes the result; and every buffer that grew past LARGE_BUFFER for one
+ * frame is given back once that frame is sent or parsed.
+ *
+ * Stacks: the manager thread's is small (process_pool.c, MANAGER_STACK),
+ * for every fork of the program copies it; the fork server, forked from
+ * that thread, moves to a full-size stack of its own at once
+ * (fork_server.c), and the workers inherit it.
  */
 #ifndef CF_PROCESS_POOL_H
 #define CF_PROCESS_POOL_H
@@ -82,6 +96,12 @@
 #define QUIT_FRAME "\0\0\0\0"
 /* Octets read from a socket at a time. */
 #define READ_CHUNK 65536
+/* A buffer that grew past this many octets for one large frame is given
+ * back once the frame is sent or parsed (cf__pp_stream_trim), and a BYTES
+ * or STR result larger than this is read from the socket straight into
+ * the buffer its value owns: a large value costs its size only while it
+ * crosses, never for the life of the pool or the worker. */
+#define LARGE_BUFFER (1u << 20)
 
 /* ---- the memory shared with the workers ------------------------------- */
 
@@ -134,6 +154,15 @@ struct stream {
     size_t off; /* parsed or sent up to here */
 };
 
+/* A large BYTES or STR result being read straight into its value's
+ * buffer (process_manager.c, start_large_result). */
+struct large_result {
+    char *data; /* malloc'd, len + 1 octets; NULL: none being read */
+    size_t len, have;
+    uint32_t slot;
+    cf_type type;
+};
+
 struct worker {
     pid_t pid;
     int fd; /* -1 once closed */
@@ -151,6 +180,7 @@ struct worker {
     unsigned live;      /* the non-NULL ones */
     unsigned collected; /* calls collected, to compare with block->done */
     struct stream in, out;
+    struct large_result large; /* read instead of in while data is set */
 };
 
 struct process_pool {
@@ -195,7 +225,6 @@ struct process_pool {
     bool spawn_failed; /* no more requests until a worker goes */
     int forced; /* the signal the workers were sent: none starts again */
     struct pollfd *pfds;
-    struct cf__buf frame;
     bool finished;
 };
 
@@ -232,6 +261,12 @@ bool cf__pp_stream_frame(struct stream *s, const unsigned char **payload,
 ssize_t cf__pp_stream_read(struct stream *s, int fd, size_t need);
 
 void cf__pp_stream_free(struct stream *s);
+
+/* Gives back a buffer that grew past LARGE_BUFFER once what is left in it
+ * (not yet parsed or sent) fits in READ_CHUNK octets: frees it if nothing
+ * is left, else moves the rest to a new READ_CHUNK buffer (keeps it if
+ * that cannot be allocated). */
+void cf__pp_stream_trim(struct stream *s);
 
 /* ---- the worker process (process_worker.c) ---------------------------- */
 

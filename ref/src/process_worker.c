@@ -57,7 +57,8 @@ static void worker_write(const struct cf__buf *b) {
 }
 
 /* Leaves the outcome of the call under `slot` in the slot if it fits,
- * else sends it on the socket. */
+ * else sends it on the socket (and gives back b's memory if a large
+ * outcome grew it: a worker does not keep a large result's size). */
 static void worker_answer(const struct process_pool *p, struct cf__buf *b,
                           uint32_t slot, enum cf__outcome kind,
                           const cf_value *value, const cf_error *error) {
@@ -70,6 +71,8 @@ static void worker_answer(const struct process_pool *p, struct cf__buf *b,
     } else {
         worker_write(b);
         s->len = SENT_ON_SOCKET;
+        if (b->cap > LARGE_BUFFER)
+            cf__buf_free(b);
     }
 }
 
@@ -112,11 +115,15 @@ static void worker_count_done(const struct process_pool *p,
     }
 }
 
-/* Claims and runs one task frame, or skips it if the parent cancelled or
- * revoked it; exits if it does not decode (Python: unpickling failed in a
- * worker) or names a slot outside this worker's block. */
-static void worker_run(const struct process_pool *p, const void *payload,
-                       size_t len, struct worker_self *self) {
+/* Claims and runs one task frame, the one just taken from `in`, or skips
+ * it if the parent cancelled or revoked it; exits if it does not decode
+ * (Python: unpickling failed in a worker) or names a slot outside this
+ * worker's block. A large call costs twice its size here at most: the
+ * frame is given back once decoded (if it grew the stream), the arguments
+ * once the call has returned, before its result is encoded. */
+static void worker_run(const struct process_pool *p, struct stream *in,
+                       const void *payload, size_t len,
+                       struct worker_self *self) {
     uint32_t slot;
     cf_fn fn;
     cf_value *args, value;
@@ -125,6 +132,7 @@ static void worker_run(const struct process_pool *p, const void *payload,
     if (cf__parse_task(payload, len, &slot, &fn, &args, &nargs) != CF_OK ||
         slot >= p->max_workers * DEPTH)
         _exit(BAD_TASK_STATUS);
+    cf__pp_stream_trim(in); /* payload is not read again */
     struct block *block = &p->shared->blocks[slot / DEPTH];
     if (!self->block)
         self->block = block;
@@ -135,14 +143,15 @@ static void worker_run(const struct process_pool *p, const void *payload,
             &cf__pp_slot_at(p, slot)->claim, &queued, CF__CLAIM_RUNNING,
             memory_order_acq_rel, memory_order_acquire)) {
         cf__call_invoke(fn, args, nargs, &value, &error);
+        cf__values_free(args, nargs);
         worker_answer(p, &self->out, slot,
                       error ? CF__OUT_ERROR : CF__OUT_VALUE, &value, error);
         cf__error_free(error);
         cf_value_free(&value);
     } else {
+        cf__values_free(args, nargs);
         worker_answer(p, &self->out, slot, CF__OUT_SKIPPED, NULL, NULL);
     }
-    cf__values_free(args, nargs);
     worker_count_done(p, self);
 }
 
@@ -165,7 +174,7 @@ _Noreturn void cf__pp_worker_main(const struct process_pool *p, int fd,
         if (cf__pp_stream_frame(&in, &payload, &len, &need)) {
             if (len == 0)
                 break; /* QUIT_FRAME: the parent is done with it */
-            worker_run(p, payload, len, &self);
+            worker_run(p, &in, payload, len, &self);
             n++;
         } else {
             ssize_t got = cf__pp_stream_read(&in, CHILD_FD, need);
