@@ -23,7 +23,7 @@ static struct {
     bool pool;
 } tests[MAX_TESTS];
 static int ntests;
-static bool on_process_pool;
+static bool on_process_pool, on_outside_pool;
 
 void test_register(const char *name, test_fn fn, bool pool) {
     if (ntests == MAX_TESTS) {
@@ -38,6 +38,10 @@ void test_register(const char *name, test_fn fn, bool pool) {
 
 bool test_process_pool(void) {
     return on_process_pool;
+}
+
+bool test_outside_pool(void) {
+    return on_outside_pool;
 }
 
 void test_fail(const char *file, int line, const char *fmt, ...) {
@@ -443,25 +447,29 @@ int main(int argc, char **argv) {
                 "Runs one test in this process; exit 0 on success.\n"
                 "Environment: CF_TEST_DELAY_SCALE multiplies delays, "
                 "CF_TEST_STRESS_SCALE repeat counts; CF_TEST_POOL=process "
-                "runs a POOL_TEST on process pools.\n",
+                "runs a POOL_TEST on process pools, CF_TEST_POOL=outside on "
+                "the outside executor (examples/small_pool_executor.c).\n",
                 argv[0]);
         return argc == 2 ? 0 : 2;
     }
     const char *kind = getenv("CF_TEST_POOL");
     bool process = kind && strcmp(kind, "process") == 0;
-    if (kind && !process && *kind && strcmp(kind, "thread") != 0) {
-        fprintf(stderr, "%s: CF_TEST_POOL=%s: use thread or process\n",
+    bool outside = kind && strcmp(kind, "outside") == 0;
+    if (kind && !process && !outside && *kind && strcmp(kind, "thread") != 0) {
+        fprintf(stderr,
+                "%s: CF_TEST_POOL=%s: use thread, process or outside\n",
                 argv[0], kind);
         return 2;
     }
     for (int i = 0; i < ntests; i++) {
         if (strcmp(tests[i].name, argv[1]) == 0) {
-            if (process && !tests[i].pool) {
+            if ((process || outside) && !tests[i].pool) {
                 fprintf(stderr, "%s: %s is not a POOL_TEST\n", argv[0],
                         argv[1]);
                 return 2;
             }
             on_process_pool = process;
+            on_outside_pool = outside;
             arena_map();
             tests[i].fn();
             return 0;

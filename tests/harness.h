@@ -9,8 +9,11 @@
  *
  * Pools: POOL_TEST(name) declares a test that CMake registers twice, as
  * <area>.<name> on a thread pool and <area>.<name>.process on a process pool
- * (CF_TEST_POOL=process in its environment); test_process_pool() says which
- * this run is. A plain TEST always gets thread pools.
+ * (CF_TEST_POOL=process in its environment), and in the areas an executor
+ * written outside the library applies to, a third time as
+ * <area>.<name>.outside on examples/small_pool_executor.c
+ * (CF_TEST_POOL=outside); test_process_pool() and test_outside_pool() say
+ * which this run is. A plain TEST always gets thread pools.
  *
  * The arena: one shared mapping made before the test runs, so that every
  * process forked afterwards -- a process pool's fork server and workers, a
@@ -52,6 +55,8 @@ void test_register(const char *name, test_fn fn, bool pool);
 
 /* True when this run of a POOL_TEST is its process-pool one. */
 bool test_process_pool(void);
+/* True when this run of a POOL_TEST is on the outside executor. */
+bool test_outside_pool(void);
 
 _Noreturn void test_fail(const char *file, int line, const char *fmt, ...)
     CF_PRINTF(3, 4);

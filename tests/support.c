@@ -5,6 +5,8 @@
 
 #include "support.h"
 
+#include "small_pool_executor.h"
+
 #include <dirent.h>
 #include <sched.h>
 #include <signal.h>
@@ -137,10 +139,26 @@ cf_executor *pool_with(const cf_thread_pool_options *o) {
     return ex;
 }
 
+bool skipped_on_outside(const char *why) {
+    if (!test_outside_pool())
+        return false;
+    fprintf(stderr, "skipped on the outside executor: %s\n", why);
+    return true;
+}
+
 cf_executor *pool_with_initializer(int max_workers, cf_fn init,
                                    const cf_value *initargs,
                                    size_t ninitargs) {
     cf_executor *ex = NULL;
+    if (test_outside_pool()) {
+        if (init)
+            test_fail(__FILE__, __LINE__,
+                      "the outside executor has no initializer: skip the "
+                      "test there (skipped_on_outside)");
+        ASSERT_OK(small_pool_new(
+            max_workers == CF_DEFAULT_WORKERS ? 4 : max_workers, &ex));
+        return ex;
+    }
     if (test_process_pool()) {
         cf_process_pool_options o;
         ASSERT_OK(cf_process_pool_options_init(&o));

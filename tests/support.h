@@ -6,8 +6,10 @@
  * library refuses what it asks.
  *
  * The pools (pool_new, pool_with_initializer, failing_pool, busy_pool_start)
- * are process pools when test_process_pool() says so, else thread pools;
- * their tasks take gates and task counters as arena ints, never pointers.
+ * are process pools when test_process_pool() says so, the outside executor
+ * (examples/small_pool_executor.c) when test_outside_pool() does, else
+ * thread pools; their tasks take gates and task counters as arena ints,
+ * never pointers.
  */
 #ifndef CF_TEST_SUPPORT_H
 #define CF_TEST_SUPPORT_H
@@ -36,11 +38,16 @@ void settle_runtime_threads(void);
 /* A thread pool with these options (NULL: the defaults), in a
  * process-pool run too. */
 cf_executor *pool_with(const cf_thread_pool_options *o);
-/* A pool of max_workers, the other options at their defaults. */
+/* A pool of max_workers, the other options at their defaults (the outside
+ * executor: max_workers threads, 4 for CF_DEFAULT_WORKERS). */
 cf_executor *pool_new(int max_workers);
-/* A pool of max_workers whose initializer is init(initargs). */
+/* A pool of max_workers whose initializer is init(initargs); the outside
+ * executor has none (init must be NULL: skip the test there). */
 cf_executor *pool_with_initializer(int max_workers, cf_fn init,
                                    const cf_value *initargs, size_t ninitargs);
+/* On the outside executor: says "skipped on the outside executor: <why>"
+ * and returns true, for the test to return; false anywhere else. */
+bool skipped_on_outside(const char *why);
 /* An initializer: arg0 gate to wait on first (or None); then raises
  * ValueError. */
 void init_fail(cf_call *call);

@@ -251,7 +251,9 @@ CF_EXTERN int cf_value_repr(const cf_value *v, char *buf, size_t size);
  *
  * A cf_error is an exception a call raised: a Python exception type name
  * ("ValueError") and a message. It is owned by the future (or iterator)
- * that gives it out and lives as long as that object; callers never free it.
+ * that gives it out and lives as long as that object; callers never free
+ * it -- except the one cf_call_fn gives out, which is the caller's, for
+ * cf_error_free.
  * ------------------------------------------------------------------------ */
 
 typedef struct cf_error cf_error;
@@ -267,6 +269,10 @@ CF_EXTERN const char *cf_error_message(const cf_error *error);
  * broke, CF_TIMEOUT for an iterator's TimeoutError; CF_EINVAL for NULL. */
 CF_EXTERN cf_status cf_error_status(const cf_error *error);
 
+/* Frees an error cf_call_fn gave out; NULL is accepted and does nothing.
+ * Never an error a future, an iterator or cf_last_error lends. */
+CF_EXTERN void cf_error_free(cf_error *error);
+
 /* ------------------------------------------------------------------------
  * Logging
  *
@@ -278,7 +284,8 @@ CF_EXTERN cf_status cf_error_status(const cf_error *error);
 typedef enum cf_log_level {
     CF_LOG_ERROR = 40,   /* logging.ERROR: a failed done callback */
     CF_LOG_CRITICAL = 50 /* logging.CRITICAL: a failed initializer, a
-                          * future in an unexpected state */
+                          * future in an unexpected state, an executor's
+                          * misuse ("Writing an executor") */
 } cf_log_level;
 
 typedef void (*cf_log_fn)(cf_log_level level, const char *message, void *ctx);
@@ -291,6 +298,19 @@ typedef void (*cf_log_fn)(cf_log_level level, const char *message, void *ctx);
  * Thread-safety: any thread.
  */
 CF_EXTERN cf_status cf_set_log_hook(cf_log_fn fn, void *ctx);
+
+/*
+ * Logs a printf message through the log hook (or the default), as the
+ * library itself does: for an executor written outside it that logs what
+ * Python logs, e.g. "Exception in initializer: ...". A message longer than
+ * 1023 octets is cut. Call it with none of your own locks held: the hook
+ * may call any cfutures function, and so reach your executor.
+ * Returns: CF_OK; CF_EINVAL (nothing logged) for a level other than
+ *          CF_LOG_ERROR and CF_LOG_CRITICAL, or a NULL fmt.
+ * Thread-safety: any thread.
+ */
+CF_EXTERN cf_status cf_log(cf_log_level level, const char *fmt, ...)
+    CF_PRINTF(2, 3);
 
 /* ------------------------------------------------------------------------
  * Futures
@@ -491,6 +511,26 @@ CF_EXTERN cf_status cf_return(cf_call *call, cf_value value);
 CF_EXTERN cf_status cf_raise(cf_call *call, const char *type, const char *fmt,
                              ...) CF_PRINTF(3, 4);
 
+/*
+ * Runs fn(*args) in this thread, outside any work and future: for an
+ * executor that runs a task function of its own, such as an initializer
+ * (the reference pools run theirs this way), or one that decodes calls
+ * in another process. Python: fn(*args)
+ * args:    nargs values, borrowed for the call (NULL when nargs is 0).
+ * value:   set to what fn returned (None if nothing, or if it raised); the
+ *          caller's (cf_value_free).
+ * error:   set to what fn raised, NULL if nothing; the caller's
+ *          (cf_error_free).
+ * Returns: CF_OK (fn returned), the error's status (CF_RAISED: fn raised;
+ *          *value and *error are set in both cases); CF_EINVAL (fn, value or
+ *          error NULL, NULL args with nargs > 0, an argument cf_value_copy
+ *          refuses: fn not called, nothing written).
+ * A task that ends the thread (pthread_exit) ends it here too, and its
+ * outcome is freed. Thread-safety: any thread.
+ */
+CF_EXTERN cf_status cf_call_fn(cf_fn fn, const cf_value *args, size_t nargs,
+                               cf_value *value, cf_error **error);
+
 /* ------------------------------------------------------------------------
  * Executors
  *
@@ -588,7 +628,8 @@ CF_EXTERN cf_status cf_executor_shutdown(cf_executor *ex, bool wait,
 
 /*
  * Shuts down with wait (as Python's `with` block ends), then frees the
- * executor. Futures it made stay valid for whoever holds them.
+ * executor. Futures it made stay valid for whoever holds them. An executor
+ * whose shutdown left works unended is reported ("Writing an executor").
  * Returns: CF_OK; CF_DEADLOCK from one of the executor's own workers
  *          (the executor is shut down but not freed: free it again from
  *          another thread); CF_EINVAL.
@@ -617,20 +658,22 @@ typedef struct cf_executor_ops {
      * any cfutures function, cf_submit on this same executor included, and
      * may end the work at once (cf_work_run in the caller's thread): once it
      * has ended the work it must return CF_OK. Return CF_OK to take it, or a
-     * failure status
-     * (CF_SHUTDOWN, CF_BROKEN, CF_EAGAIN, CF_NOMEM) to refuse it; the
-     * library then discards it. Called from any thread, concurrently with
-     * itself and with shutdown: an executor must refuse, with CF_SHUTDOWN,
-     * a submit that reaches it after its shutdown began. */
+     * failure status, one of CF_SHUTDOWN, CF_BROKEN, CF_EAGAIN, CF_NOMEM
+     * (nothing else), to refuse it; the library then discards it. Called
+     * from any thread, concurrently with itself and with shutdown: an
+     * executor must refuse, with CF_SHUTDOWN, a submit that reaches it
+     * after its shutdown began. */
     cf_status (*submit)(void *self, cf_work *work);
     /* Stop taking work; with cancel_futures cancel what has not started
-     * (cf_future_cancel(cf_work_future(w)), then cf_work_release(w));
-     * with wait, return once everything taken is done. May be called more
-     * than once and concurrently. Return CF_OK, or CF_DEADLOCK as
+     * (the pattern below); with wait, return once every work taken has
+     * ended -- each cf_work_* call ending one has returned (a done future
+     * is not enough: its work ends when cf_work_run returns). May be called
+     * more than once and concurrently, and from a done callback that this
+     * very shutdown runs. Return CF_OK, or CF_DEADLOCK as
      * cf_executor_shutdown. */
     cf_status (*shutdown)(void *self, bool wait, bool cancel_futures);
     /* Release the executor's own resources; called once, after a shutdown
-     * with wait returned CF_OK. May be NULL. */
+     * with wait returned CF_OK and the last work ended. May be NULL. */
     void (*free)(void *self);
     /* Room for operations a later version adds: NULL. Initialise the table
      * with designated initializers ({.name = ..., .submit = ...}), which
@@ -668,9 +711,9 @@ CF_EXTERN const cf_value *cf_work_args(const cf_work *work);
  * then (unless cancelled) the task function, then its outcome into the
  * future, whose done callbacks run here.
  * Returns: CF_OK (ran), CF_CANCELLED (was cancelled; not run),
- *          CF_INVALID_STATE (the future was already started or finished by
- *          someone else; not run), CF_EINVAL. The work is ended in every case
- *          but CF_EINVAL.
+ *          CF_INVALID_STATE (the future was already finished by someone
+ *          else, or started -- a misuse, see below; not run), CF_EINVAL. The
+ *          work is ended in every case but CF_EINVAL.
  */
 CF_EXTERN cf_status cf_work_run(cf_work *work);
 
@@ -695,6 +738,81 @@ CF_EXTERN cf_status cf_work_fail(cf_work *work, cf_status status,
  * Returns CF_OK or CF_EINVAL.
  */
 CF_EXTERN cf_status cf_work_release(cf_work *work);
+
+/* A pointer-sized word in the work for the executor's own use while it
+ * owns the work -- e.g. to link its queue through, so that a call costs no
+ * allocation of the executor's. NULL when submit gets the work; NULL for
+ * NULL and for an ended work. */
+CF_EXTERN void **cf_work_slot(cf_work *work);
+
+/*
+ * Marks ex as an executor whose calls cross a process boundary, so that
+ * cf_map groups the items into chunks of its chunksize (as Python's
+ * ProcessPoolExecutor.map; the process pool is marked, other executors
+ * ignore chunksize). cf_map then submits one call per chunk: a library
+ * task function whose arguments are values (fn's address among them, as an
+ * int that means the same in a forked image of the program) and whose
+ * result is one BYTES that cf_map splits into the items' results. The
+ * executor runs it as any other call. Call it right after cf_executor_new,
+ * before the executor is used; a cf_map already made is not affected.
+ * Returns: CF_OK; CF_EINVAL for NULL.
+ */
+CF_EXTERN cf_status cf_executor_set_chunked(cf_executor *ex);
+
+/*
+ * Lifetime. Each work an executor took holds a reference on it until the
+ * work ends, and cf_executor_shutdown holds one across ops->shutdown: self
+ * stays valid in every operation the library calls and while any work
+ * lives, and ops->free runs only after the last one has ended.
+ *
+ * Cancelling at shutdown without touching freed memory: take the queued
+ * works out under the executor's lock; then, unlocked, cancel and release
+ * each, reading what is needed from it (its slot) first:
+ *
+ *     pthread_mutex_lock(&p->lock);
+ *     p->shut = true;
+ *     cf_work *w = cancel_futures ? p->head : NULL;
+ *     if (cancel_futures)
+ *         p->head = p->tail = NULL;
+ *     pthread_mutex_unlock(&p->lock);
+ *     while (w) {
+ *         cf_work *next = *cf_work_slot(w);
+ *         cf_future_cancel(cf_work_future(w));
+ *         cf_work_release(w); // w is gone from here on
+ *         w = next;
+ *     }
+ *
+ * The done callbacks of those futures run inside cf_future_cancel, in this
+ * thread, and may call back into the executor: cf_submit (refused:
+ * CF_SHUTDOWN), another shutdown (which finds the queue empty), even
+ * cf_executor_free -- which is why no lock of the executor may be held
+ * there. The executor itself stays valid until ops->shutdown returns.
+ *
+ * Misuse the library sees: each is logged at CF_LOG_CRITICAL as
+ * "executor misuse: " then the executor's name (where the library knows
+ * it), what went wrong and what the library does about it; then the
+ * process aborts in a debug build (the library compiled without NDEBUG).
+ * Otherwise the library goes on as follows:
+ *  - submit ended the work, then returned something else than CF_OK:
+ *    cf_submit gives out the future as the work left it, and CF_OK;
+ *  - submit returned a status outside CF_OK and the four refusals
+ *    (CF_TIMEOUT, CF_EINVAL, ...): cf_submit takes it as CF_BROKEN
+ *    (cf_last_error a BrokenExecutor);
+ *  - works not ended when shutdown with wait returned CF_OK: checked by
+ *    cf_executor_free, where no cf_submit may race the count (and not
+ *    while another shutdown is under way, as when a done callback it runs
+ *    frees the executor); it still returns CF_OK, and the executor lives
+ *    until the last of those works ends;
+ *  - cf_work_run on a work whose future someone else started (set it
+ *    RUNNING): the call does not run, cf_work_run returns
+ *    CF_INVALID_STATE, and the future fails with RuntimeError
+ *    "cf_work_run: the future was already running";
+ *  - cf_work_run, cf_work_fail or cf_work_release on a work already
+ *    ended, while its future lives: CF_EINVAL, nothing changes. (Once the
+ *    future is freed such a call reads freed memory, unseen.)
+ * CF_MISUSE=abort or CF_MISUSE=log in the environment, read at the first
+ * misuse, overrides the build: abort in any build, or only log.
+ */
 
 /* ------------------------------------------------------------------------
  * ThreadPoolExecutor

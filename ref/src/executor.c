@@ -4,25 +4,38 @@
  *
  * Locks: registry_lock guards the list of live executors and each one's
  * `visited` mark; it is a leaf (no operation of an executor runs under it).
+ *
  * An executor is reference counted so that the exit handler can shut one
- * down, unlocked, while another thread frees it, and so that a done
- * callback run by a shutdown may free the executor: the last release
- * frees.
+ * down, unlocked, while another thread frees it, so that a done callback
+ * run by a shutdown may free the executor, and so that a work ending late
+ * (an executor breaking the contract) finds it still there: the last
+ * release frees. One word counts both kinds of reference -- holders (the
+ * owner, each shutdown under way, the exit handler) in its low half, and
+ * the works taken and not yet ended in its high half -- so that a submit
+ * and a work's end cost one atomic add each, and cf_executor_free can tell
+ * a work left unended from a holder.
  */
 #define _GNU_SOURCE /* gettid */
 #include "internal.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+#define HOLDER ((uint64_t)1)
+#define WORK ((uint64_t)1 << 32)
 
 struct cf_executor {
     const cf_executor_ops *ops;
     void *self;
     atomic_bool shutdown;
-    atomic_uint refs;
-    bool visited;     /* by the exit handler */
-    bool runs_chunks; /* cf_map groups items into chunks (process pools) */
+    bool visited;            /* by the exit handler */
+    atomic_bool runs_chunks; /* cf_map groups items into chunks */
     struct cf_executor *prev, *next;
+    /* HOLDERs and WORKs. Every submit and every work's end writes it: on a
+     * cache line of its own, away from what every submit reads. */
+    _Alignas(64) _Atomic uint64_t refs;
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -34,8 +47,8 @@ bool cf__exiting(void) {
     return atomic_load(&exiting);
 }
 
-static void executor_release(cf_executor *ex) {
-    if (atomic_fetch_sub(&ex->refs, 1) != 1)
+static void executor_release(cf_executor *ex, uint64_t ref) {
+    if (atomic_fetch_sub_explicit(&ex->refs, ref, memory_order_acq_rel) != ref)
         return;
     if (ex->ops->free)
         ex->ops->free(ex->self);
@@ -57,11 +70,11 @@ static void wait_at_exit(void) {
     pthread_mutex_lock(&registry_lock);
     for (cf_executor *ex; (ex = next_unvisited_locked());) {
         ex->visited = true;
-        atomic_fetch_add(&ex->refs, 1);
+        atomic_fetch_add(&ex->refs, HOLDER);
         pthread_mutex_unlock(&registry_lock);
         atomic_store(&ex->shutdown, true);
         ex->ops->shutdown(ex->self, true, false); /* CF_DEADLOCK: skipped */
-        executor_release(ex);
+        executor_release(ex, HOLDER);
         pthread_mutex_lock(&registry_lock);
     }
     pthread_mutex_unlock(&registry_lock);
@@ -119,13 +132,15 @@ cf_status cf_executor_new(const cf_executor_ops *ops, void *self,
         !CF__RESERVED_UNSET(ops))
         return CF_EINVAL;
     pthread_once(&registry_once, registry_init);
-    cf_executor *ex = calloc(1, sizeof *ex);
+    cf_executor *ex = aligned_alloc(_Alignof(cf_executor), sizeof *ex);
     if (!ex)
         return CF_NOMEM;
+    memset(ex, 0, sizeof *ex);
     ex->ops = ops;
     ex->self = self;
     atomic_init(&ex->shutdown, false);
-    atomic_init(&ex->refs, 1);
+    atomic_init(&ex->refs, HOLDER);
+    atomic_init(&ex->runs_chunks, false);
     pthread_mutex_lock(&registry_lock);
     ex->next = registry;
     if (registry)
@@ -136,12 +151,19 @@ cf_status cf_executor_new(const cf_executor_ops *ops, void *self,
     return CF_OK;
 }
 
-void cf__executor_set_runs_chunks(cf_executor *ex) {
-    ex->runs_chunks = true;
+cf_status cf_executor_set_chunked(cf_executor *ex) {
+    if (!ex)
+        return CF_EINVAL;
+    atomic_store_explicit(&ex->runs_chunks, true, memory_order_relaxed);
+    return CF_OK;
 }
 
 bool cf__executor_runs_chunks(const cf_executor *ex) {
-    return ex->runs_chunks;
+    return atomic_load_explicit(&ex->runs_chunks, memory_order_relaxed);
+}
+
+void cf__executor_work_ended(cf_executor *ex) {
+    executor_release(ex, WORK);
 }
 
 void *cf__executor_self(const cf_executor *ex, const cf_executor_ops *ops) {
@@ -154,8 +176,8 @@ const char *cf_executor_name(const cf_executor *ex) {
 
 /* A future with its call: deep copies of the arguments, and two references,
  * the submitter's and the work's. */
-static cf_status make_work(cf_fn fn, const cf_value *args, size_t nargs,
-                           cf_future **out) {
+static cf_status make_work(cf_executor *ex, cf_fn fn, const cf_value *args,
+                           size_t nargs, cf_future **out) {
     cf_future *f = cf__future_alloc(nargs);
     if (!f)
         return CF_NOMEM;
@@ -167,9 +189,42 @@ static cf_status make_work(cf_fn fn, const cf_value *args, size_t nargs,
         }
     }
     f->fn = fn;
+    f->executor = ex;
     cf_future_retain(f);
     *out = f;
     return CF_OK;
+}
+
+/* What ops->submit may return besides CF_OK. */
+static bool is_refusal(cf_status st) {
+    return st == CF_SHUTDOWN || st == CF_BROKEN || st == CF_EAGAIN ||
+           st == CF_NOMEM;
+}
+
+/* ops->submit returned st, not CF_OK. If it ended the work all the same,
+ * the work's references are gone already: the future is given out as the
+ * work left it, since its call may well have run. Otherwise nobody else
+ * saw the work, so both references go. */
+static cf_status refused(cf_executor *ex, cf_future *f, cf_status st,
+                         unsigned said, cf_future **out) {
+    if (atomic_exchange(&f->work_ended, true)) {
+        cf__misuse("%s: submit ended the work, then returned %s; cf_submit "
+                   "gives out its future (CF_OK)",
+                   cf_executor_name(ex), cf_status_name(st));
+        *out = f;
+        return CF_OK;
+    }
+    cf_future_release(f);
+    cf_future_release(f);
+    executor_release(ex, WORK);
+    if (!is_refusal(st)) {
+        cf__misuse("%s: submit returned %s (%d), not CF_OK or a refusal "
+                   "(CF_SHUTDOWN, CF_BROKEN, CF_EAGAIN, CF_NOMEM); cf_submit "
+                   "returns CF_BROKEN",
+                   cf_executor_name(ex), cf_status_name(st), (int)st);
+        return cf__refuse_by_status(CF_BROKEN);
+    }
+    return said == cf__refusals() ? cf__refuse_by_status(st) : st;
 }
 
 cf_status cf_submit(cf_executor *ex, cf_fn fn, const cf_value *args,
@@ -183,21 +238,17 @@ cf_status cf_submit(cf_executor *ex, cf_fn fn, const cf_value *args,
                                 : "args");
     if (atomic_load(&ex->shutdown) || cf__exiting())
         return cf__refuse_by_status(CF_SHUTDOWN);
-    cf_status st = make_work(fn, args, nargs, &f);
+    cf_status st = make_work(ex, fn, args, nargs, &f);
     if (st == CF_EINVAL)
         return cf_refuse(st, "ValueError",
                          "cf_submit: an argument is not a valid value");
     if (st != CF_OK)
         return cf__refuse_by_status(st);
     unsigned said = cf__refusals();
+    atomic_fetch_add_explicit(&ex->refs, WORK, memory_order_relaxed);
     st = ex->ops->submit(ex->self, cf__future_work(f));
-    if (st != CF_OK) {
-        /* refused: nobody else saw it, so drop both references */
-        f->work_ended = true;
-        cf_future_release(f);
-        cf_future_release(f);
-        return said == cf__refusals() ? cf__refuse_by_status(st) : st;
-    }
+    if (st != CF_OK)
+        return refused(ex, f, st, said, out);
     *out = f;
     return CF_OK;
 }
@@ -210,10 +261,27 @@ cf_status cf_executor_shutdown(cf_executor *ex, bool wait,
     if (!ex)
         return CF_EINVAL;
     atomic_store(&ex->shutdown, true);
-    atomic_fetch_add(&ex->refs, 1);
+    atomic_fetch_add(&ex->refs, HOLDER);
     cf_status st = ex->ops->shutdown(ex->self, wait, cancel_futures);
-    executor_release(ex);
+    executor_release(ex, HOLDER);
     return st;
+}
+
+/*
+ * After a shutdown with wait returned CF_OK every work the executor took
+ * has ended, unless another holder is inside a shutdown of its own (a done
+ * callback it runs is freeing ex, or the exit handler is under way), whose
+ * works may still be on their way out. Checked here and not in every
+ * shutdown: cf_executor_free is where no other thread may use ex, so no
+ * cf_submit races the count with a work its executor is about to refuse.
+ */
+static void check_works_ended(cf_executor *ex) {
+    uint64_t refs = atomic_load_explicit(&ex->refs, memory_order_acquire);
+    if (refs % WORK == HOLDER && refs / WORK)
+        cf__misuse("%s: shutdown(wait=true) returned CF_OK with %" PRIu64
+                   " work(s) not ended; the executor is freed when the last "
+                   "one ends",
+                   cf_executor_name(ex), refs / WORK);
 }
 
 cf_status cf_executor_free(cf_executor *ex) {
@@ -222,6 +290,7 @@ cf_status cf_executor_free(cf_executor *ex) {
     cf_status st = cf_executor_shutdown(ex, true, false);
     if (st != CF_OK)
         return st;
+    check_works_ended(ex);
     pthread_mutex_lock(&registry_lock);
     if (ex->prev)
         ex->prev->next = ex->next;
@@ -230,6 +299,6 @@ cf_status cf_executor_free(cf_executor *ex) {
     if (ex->next)
         ex->next->prev = ex->prev;
     pthread_mutex_unlock(&registry_lock);
-    executor_release(ex);
+    executor_release(ex, HOLDER);
     return CF_OK;
 }

@@ -67,6 +67,7 @@ extern const size_t cf__unprintable_count;
 /* ---- logging (value.c) ------------------------------------------------ */
 
 void cf__log(cf_log_level level, const char *fmt, ...) CF_PRINTF(2, 3);
+void cf__vlog(cf_log_level level, const char *fmt, va_list ap) CF_PRINTF(2, 0);
 /* For the fork handlers (future.c). */
 void cf__log_fork_lock(void);
 void cf__log_fork_unlock(void);
@@ -126,16 +127,24 @@ struct cf__waiter {
 struct cf_future {
     uint32_t magic;
     atomic_uint refs;
-    unsigned char state; /* enum cf__state */
-    bool notified;       /* set_running_or_notify_cancel saw CANCELLED */
-    bool work_ended;     /* the executor's reference is gone */
-    cf_value value;      /* FINISHED without error */
-    cf_error *error;     /* FINISHED with error */
+    unsigned char state;    /* enum cf__state */
+    bool notified;          /* set_running_or_notify_cancel saw CANCELLED */
+    atomic_bool work_ended; /* the executor's reference is gone */
+    cf_value value;         /* FINISHED without error */
+    cf_error *error;        /* FINISHED with error */
     struct cf__callback *callbacks; /* newest first */
     struct cf__waiter_node *waiters;
     /* The call, for futures made by cf_submit. */
     cf_fn fn;
-    cf_future *queue_next; /* free for the executor that queues the work */
+    /* The executor that took the work: each live work holds a reference
+     * on it (cf__executor_work_ended drops it). */
+    cf_executor *executor;
+    /* The executor's own word while it owns the work (cf_work_slot); the
+     * reference pools link their queues through it. */
+    union {
+        void *slot;
+        cf_future *queue_next;
+    };
     /* A call sent ahead to a worker process: the word the worker claims it
      * with (see cf__future_set_claim); NULL otherwise. */
     atomic_uint *claim;
@@ -232,7 +241,7 @@ cf_status cf__work_run_hooked(cf_work *work,
 
 /* ---- what the executors share (queue.c) ------------------------------- */
 
-/* A FIFO of queued works, linked through queue_next. */
+/* A FIFO of queued works, linked through queue_next (their slot). */
 struct cf__queue {
     cf_future *head, *tail;
     size_t len;
@@ -245,7 +254,8 @@ void cf__queue_push_front(struct cf__queue *q, cf_future *f);
 cf_future *cf__queue_pop(struct cf__queue *q);
 /* Empties the queue and gives its works as a list linked by queue_next. */
 cf_future *cf__queue_take_all(struct cf__queue *q);
-/* Cancels and ends every work of such a list (callbacks run here). */
+/* Cancels and ends every work of such a list (callbacks run here): the
+ * header's cancel-at-shutdown pattern, called with no lock held. */
 void cf__works_cancel(cf_future *list);
 /* A pool's lock, the lock serialising its joiners, and its condition
  * variable (on CLOCK_MONOTONIC): all made, or none (CF_EAGAIN). */
@@ -280,11 +290,17 @@ bool cf__reserved_unset(void *const *reserved, size_t n);
 void *cf__executor_self(const cf_executor *ex, const cf_executor_ops *ops);
 /* True once the atexit wait began: submits are refused from then on. */
 bool cf__exiting(void);
-/* Makes cf_map send items to ex in chunks of its chunksize (process pools,
- * as Python's ProcessPoolExecutor.map); set right after cf_executor_new,
- * before anyone else sees ex. */
-void cf__executor_set_runs_chunks(cf_executor *ex);
+/* Set by cf_executor_set_chunked: cf_map sends ex its items in chunks. */
 bool cf__executor_runs_chunks(const cf_executor *ex);
+/* A work the executor took has ended (work.c): drops its reference. */
+void cf__executor_work_ended(cf_executor *ex);
+
+/* ---- executor misuse (misuse.c) --------------------------------------- */
+
+/* Reports an executor breaking the header's contract: logs "executor
+ * misuse: <message>" at CF_LOG_CRITICAL, then aborts in a debug build (or
+ * as CF_MISUSE says). Call it with no lock held. */
+void cf__misuse(const char *fmt, ...) CF_PRINTF(1, 2);
 
 /* ---- crossing a process boundary (ipc.c, process_pool.c) -------------- */
 

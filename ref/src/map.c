@@ -9,7 +9,7 @@
  * included (gh-95166); closing a started iterator does the same. The
  * iterator drops each future once its result is given out.
  *
- * Chunks (an executor marked by cf__executor_set_runs_chunks, i.e. the
+ * Chunks (an executor marked by cf_executor_set_chunked, i.e. the
  * process pool, with chunksize > 1): the items are grouped into chunks of
  * chunksize items (the last may be shorter) and each chunk is one call of
  * run_chunk with the arguments [INT fn's address, INT nargs, INT items,

@@ -322,7 +322,7 @@ cf_status cf_process_pool_new(const cf_process_pool_options *options,
         goto err_destroy_sync;
     st = cf_executor_new(&process_pool_ops, p, out);
     if (st == CF_OK) {
-        cf__executor_set_runs_chunks(*out);
+        cf_executor_set_chunked(*out);
         return CF_OK;
     }
     pool_shutdown(p, true, false);

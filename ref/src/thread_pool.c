@@ -132,8 +132,8 @@ static void worker_leaves(struct thread_pool *p) {
  * initializer that raises SystemExit: logged, and the pool breaks. */
 static void initializer_exited(void *arg) {
     struct thread_pool *p = arg;
-    cf__log(CF_LOG_CRITICAL, "Exception in initializer: %s: %s", EXIT_TYPE,
-            INIT_EXIT_MESSAGE);
+    cf_log(CF_LOG_CRITICAL, "Exception in initializer: %s: %s", EXIT_TYPE,
+           INIT_EXIT_MESSAGE);
     break_pool(p);
     worker_leaves(p);
 }
@@ -147,14 +147,14 @@ static bool initialize(struct thread_pool *p) {
         return true;
     /* The push and pop are macros that open and close one block. */
     pthread_cleanup_push(initializer_exited, p);
-    cf__call_invoke(p->initializer, p->initargs, p->ninitargs, &value, &error);
+    cf_call_fn(p->initializer, p->initargs, p->ninitargs, &value, &error);
     pthread_cleanup_pop(0);
     cf_value_free(&value);
     if (!error)
         return true;
-    cf__log(CF_LOG_CRITICAL, "Exception in initializer: %s: %s",
-            cf_error_type(error), cf_error_message(error));
-    cf__error_free(error);
+    cf_log(CF_LOG_CRITICAL, "Exception in initializer: %s: %s",
+           cf_error_type(error), cf_error_message(error));
+    cf_error_free(error);
     break_pool(p);
     return false;
 }
@@ -223,9 +223,9 @@ static void task_exited(void *arg) {
     }
     if (fin->in_callbacks) {
         /* The future is done; its callbacks not yet run never will be. */
-        cf__log(CF_LOG_CRITICAL,
-                "Exception in worker: %s: a done callback called pthread_exit",
-                EXIT_TYPE);
+        cf_log(CF_LOG_CRITICAL,
+               "Exception in worker: %s: a done callback called pthread_exit",
+               EXIT_TYPE);
     } else {
         cf_error *e = cf__error_new(CF_RAISED, EXIT_TYPE, TASK_EXIT_MESSAGE);
         struct cf__run_hooks hooks = {NULL, exiting_busy, p};

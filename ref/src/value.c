@@ -428,6 +428,10 @@ void cf__error_free(cf_error *error) {
         free(error);
 }
 
+void cf_error_free(cf_error *error) {
+    cf__error_free(error);
+}
+
 const char *cf_error_type(const cf_error *e) {
     return e ? e->type : "";
 }
@@ -463,11 +467,25 @@ cf_status cf_set_log_hook(cf_log_fn fn, void *ctx) {
 }
 
 void cf__log(cf_log_level level, const char *fmt, ...) {
-    char message[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
+    cf__vlog(level, fmt, ap);
     va_end(ap);
+}
+
+cf_status cf_log(cf_log_level level, const char *fmt, ...) {
+    if ((level != CF_LOG_ERROR && level != CF_LOG_CRITICAL) || !fmt)
+        return CF_EINVAL;
+    va_list ap;
+    va_start(ap, fmt);
+    cf__vlog(level, fmt, ap);
+    va_end(ap);
+    return CF_OK;
+}
+
+void cf__vlog(cf_log_level level, const char *fmt, va_list ap) {
+    char message[1024];
+    vsnprintf(message, sizeof message, fmt, ap);
     pthread_mutex_lock(&log_lock);
     cf_log_fn fn = log_fn;
     void *ctx = log_ctx;

@@ -1,6 +1,7 @@
 /*
  * work.c -- a call as its task function sees it (cf_arg, cf_return,
- * cf_raise) and as an executor holds it (cf_work_*).
+ * cf_raise), run outside any work (cf_call_fn), and as an executor holds it
+ * (cf_work_*).
  *
  * A cf_work is the future cf_submit made, seen from the executor, which owns
  * one reference to it until the work is ended. The task's outcome is kept in
@@ -77,7 +78,21 @@ cf_status cf_raise(cf_call *call, const char *type, const char *fmt, ...) {
 
 static bool work_valid(const cf_work *work) {
     const cf_future *f = cf__work_future(work);
-    return cf__future_valid(f) && f->fn && !f->work_ended;
+    return cf__future_valid(f) && f->fn &&
+           !atomic_load_explicit(&f->work_ended, memory_order_relaxed);
+}
+
+/* For the calls that end a work: whether it is valid, reporting a work
+ * ended already whose future still lives (the others cannot be seen). */
+static bool work_endable(const cf_work *work, const char *call) {
+    if (work_valid(work))
+        return true;
+    const cf_future *f = cf__work_future(work);
+    if (cf__future_valid(f) && f->fn)
+        cf__misuse("%s on a work already ended (an executor ends each work "
+                   "once); CF_EINVAL",
+                   call);
+    return false;
 }
 
 cf_future *cf_work_future(const cf_work *work) {
@@ -96,13 +111,19 @@ const cf_value *cf_work_args(const cf_work *work) {
     return work_valid(work) ? cf__work_future(work)->args : NULL;
 }
 
-/* Frees the arguments (nobody needs them once the call is over) and drops
- * the executor's reference. */
+void **cf_work_slot(cf_work *work) {
+    return work_valid(work) ? &cf__work_future(work)->slot : NULL;
+}
+
+/* Frees the arguments (nobody needs them once the call is over), drops the
+ * work's reference to its future, then the one to its executor. */
 static void work_end(cf_future *f) {
+    cf_executor *ex = f->executor;
     for (size_t i = 0; i < f->nargs; i++)
         cf_value_free(&f->args[i]);
-    f->work_ended = true;
+    atomic_store_explicit(&f->work_ended, true, memory_order_relaxed);
     cf_future_release(f);
+    cf__executor_work_ended(ex);
 }
 
 /* Cleanup handler: the task ended its thread (pthread_exit) after
@@ -130,12 +151,37 @@ cf_status cf__call_invoke(cf_fn fn, const cf_value *args, size_t nargs,
     return call.error ? call.error->status : CF_OK;
 }
 
+cf_status cf_call_fn(cf_fn fn, const cf_value *args, size_t nargs,
+                     cf_value *value, cf_error **error) {
+    if (!fn || (!args && nargs) || !value || !error)
+        return CF_EINVAL;
+    for (size_t i = 0; i < nargs; i++)
+        if ((unsigned)args[i].type > CF_TYPE_PTR || cf__buffer_fault(&args[i]))
+            return CF_EINVAL;
+    return cf__call_invoke(fn, args, nargs, value, error);
+}
+
+/* cf_work_run found the future RUNNING: someone else started it, and
+ * nobody would ever finish it. */
+static void fail_running(cf_future *f) {
+    cf__misuse("%s: cf_work_run on a work whose future is already RUNNING "
+               "(only its executor starts it, with cf_work_run); the call "
+               "does not run, and its future fails with RuntimeError",
+               cf_executor_name(f->executor));
+    cf_error *e = cf__error_new(CF_RAISED, "RuntimeError",
+                                "cf_work_run: the future was already running");
+    if (cf__future_finish(f, NULL, e ? e : &cf__nomem_error, NULL) != CF_OK)
+        cf__error_free(e);
+}
+
 cf_status cf__work_run_hooked(cf_work *work,
                               const struct cf__run_hooks *hooks) {
-    if (!work_valid(work))
+    if (!work_endable(work, "cf_work_run"))
         return CF_EINVAL;
     cf_future *f = cf__work_future(work);
     cf_status st = cf_future_set_running_or_notify_cancel(f);
+    if (st == CF_INVALID_STATE && cf_future_running(f))
+        fail_running(f);
     if (st != CF_OK) {
         work_end(f);
         return st;
@@ -159,7 +205,8 @@ cf_status cf_work_run(cf_work *work) {
 
 cf_status cf_work_fail(cf_work *work, cf_status status, const char *type,
                        const char *message) {
-    if (!work_valid(work) || (status != CF_RAISED && status != CF_BROKEN) ||
+    if (!work_endable(work, "cf_work_fail") ||
+        (status != CF_RAISED && status != CF_BROKEN) ||
         !cf__type_name_valid(type) || !message)
         return CF_EINVAL;
     cf_future *f = cf__work_future(work);
@@ -174,7 +221,7 @@ cf_status cf_work_fail(cf_work *work, cf_status status, const char *type,
 }
 
 cf_status cf_work_release(cf_work *work) {
-    if (!work_valid(work))
+    if (!work_endable(work, "cf_work_release"))
         return CF_EINVAL;
     cf_future *f = cf__work_future(work);
     if (!cf_future_done(f)) {
