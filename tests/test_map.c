@@ -246,21 +246,23 @@ POOL_TEST(map_zips_arguments) {
     ASSERT_OK(cf_executor_free(ex));
 }
 
-/* map.copies-arguments-results-owned: cf_map copies its arguments (the
- * caller may free them at once) and each result is the caller's own. */
-POOL_TEST(map_copies_arguments_and_gives_owned_results) {
-    const char *words[3] = {"a", "bb", "ccc"};
-    cf_value args[3];
+/* Maps over five strings with this buffersize, overwriting and freeing
+ * the caller's argument array right after cf_map: each result is still its
+ * word, and the caller's own. */
+static void check_map_copies(size_t buffersize) {
+    const char *words[5] = {"a", "bb", "ccc", "dddd", "eeeee"};
+    cf_value args[5];
     cf_executor *ex = pool_new(2);
     cf_map_iter *it = NULL;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 5; i++)
         ASSERT_OK(cf_value_str(&args[i], words[i]));
-    ASSERT_OK(cf_map(ex, task_return_arg, args, 3, 1, CF_FOREVER, 1, 0, &it));
-    for (int i = 0; i < 3; i++) {
+    ASSERT_OK(cf_map(ex, task_return_arg, args, 5, 1, CF_FOREVER, 1,
+                     buffersize, &it));
+    for (int i = 0; i < 5; i++) {
         memset(args[i].as.buf.data, 'X', args[i].as.buf.len);
         cf_value_free(&args[i]);
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         cf_value v = cf_none();
         ASSERT_OK(cf_map_next(it, &v, NULL));
         ASSERT_EQ(v.type, CF_TYPE_STR);
@@ -270,6 +272,12 @@ POOL_TEST(map_copies_arguments_and_gives_owned_results) {
     expect_stop(it);
     ASSERT_OK(cf_map_close(it));
     ASSERT_OK(cf_executor_free(ex));
+}
+
+/* map.copies-arguments-results-owned: cf_map copies its arguments (the
+ * caller may free them at once) and each result is the caller's own. */
+POOL_TEST(map_copies_arguments_and_gives_owned_results) {
+    check_map_copies(0);
 }
 
 /* map.empty: nitems 0 gives an iterator that stops at once. */
@@ -945,27 +953,7 @@ TEST(map_buffersize_refused_submit_ends_the_iteration) {
  * not yet submitted are the iterator's own copies: the caller may free its
  * array right after cf_map. */
 POOL_TEST(map_buffersize_copies_the_arguments_not_yet_submitted) {
-    const char *words[5] = {"a", "bb", "ccc", "dddd", "eeeee"};
-    cf_value args[5];
-    cf_executor *ex = pool_new(2);
-    cf_map_iter *it = NULL;
-    for (int i = 0; i < 5; i++)
-        ASSERT_OK(cf_value_str(&args[i], words[i]));
-    ASSERT_OK(cf_map(ex, task_return_arg, args, 5, 1, CF_FOREVER, 1, 1, &it));
-    for (int i = 0; i < 5; i++) {
-        memset(args[i].as.buf.data, 'X', args[i].as.buf.len);
-        cf_value_free(&args[i]);
-    }
-    for (int i = 0; i < 5; i++) {
-        cf_value v = cf_none();
-        ASSERT_OK(cf_map_next(it, &v, NULL));
-        ASSERT_EQ(v.type, CF_TYPE_STR);
-        ASSERT_STREQ(v.as.buf.data, words[i]);
-        cf_value_free(&v);
-    }
-    expect_stop(it);
-    ASSERT_OK(cf_map_close(it));
-    ASSERT_OK(cf_executor_free(ex));
+    check_map_copies(1);
 }
 
 /* map.buffersize.copies-arguments: the arguments not submitted at cf_map

@@ -487,9 +487,26 @@ static void announce_exit(void) {
         _exit(5);
 }
 
-/* shutdown.process-exit.waits: a process that exits without freeing its
- * pool still runs the pending call to the end first (the atexit wait). */
-POOL_TEST(shutdown_process_exit_waits_for_pending_calls) {
+/* How the child of check_end_waits ends its main thread: exit() (announced
+ * by an atexit handler registered after the pool exists, so that it runs
+ * before the library's), or pthread_exit() (announced just before). */
+static void end_with_exit(void) {
+    if (atexit(announce_exit) != 0)
+        _exit(3);
+    exit(0);
+}
+
+static void end_with_pthread_exit(void) {
+    unsigned char e = 'e';
+    if (write(exit_began_pipe[1], &e, 1) != 1)
+        _exit(3);
+    pthread_exit(NULL);
+}
+
+/* A child makes a pool, submits a call that waits for the parent, and
+ * ends its main thread with end(): the call still runs to the end, and
+ * then the child exits with status 0. */
+static void check_end_waits(void (*end)(void)) {
     unsigned char c = 0;
     gate proceed, finished;
     gate_init(&proceed);
@@ -501,27 +518,31 @@ POOL_TEST(shutdown_process_exit_waits_for_pending_calls) {
         cf_value args[2] = {gate_value(&proceed), gate_value(&finished)};
         cf_future *f = NULL;
         close(exit_began_pipe[0]);
-        child_pool = pool_new(1);
+        child_pool = pool_new(2);
         if (cf_submit(child_pool, task_wait_parent_then_open, args, 2, &f) !=
             CF_OK)
             _exit(2);
         cf_future_release(f);
-        if (atexit(announce_exit) != 0)
-            _exit(3);
-        exit(0);
+        end();
     }
     close(exit_began_pipe[1]);
     if (!read_byte_within(exit_began_pipe[0], LONG, &c) || c != 'e')
-        child_fail(pid, __LINE__, "the child never began to exit");
+        child_fail(pid, __LINE__, "the child never began to end");
     ASSERT_FALSE(gate_is_open(&finished));
     gate_open(&proceed);
     if (!gate_wait_for(&finished, LONG))
         child_fail(pid, __LINE__,
-                   "the pending call never finished: exit did not wait");
+                   "the pending call never finished: the end did not wait");
     child_exited_cleanly(pid, exit_began_pipe[0]);
     close(exit_began_pipe[0]);
     gate_destroy(&proceed);
     gate_destroy(&finished);
+}
+
+/* shutdown.process-exit.waits: a process that exits without freeing its
+ * pool still runs the pending call to the end first (the atexit wait). */
+POOL_TEST(shutdown_process_exit_waits_for_pending_calls) {
+    check_end_waits(end_with_exit);
 }
 
 /* shutdown.process-exit.main-thread-exit: a program whose main thread ends
@@ -538,38 +559,7 @@ POOL_TEST(shutdown_main_thread_exit_ends_process_after_pending_calls) {
     fprintf(stderr, "skipped under ThreadSanitizer (see the comment)\n");
     return;
 #endif
-    unsigned char c = 0;
-    gate proceed, finished;
-    gate_init(&proceed);
-    gate_init(&finished);
-    ASSERT_EQ(pipe(exit_began_pipe), 0);
-    pid_t pid = fork();
-    ASSERT_NE(pid, -1);
-    if (pid == 0) {
-        cf_value args[2] = {gate_value(&proceed), gate_value(&finished)};
-        cf_future *f = NULL;
-        unsigned char e = 'e';
-        close(exit_began_pipe[0]);
-        child_pool = pool_new(2);
-        if (cf_submit(child_pool, task_wait_parent_then_open, args, 2, &f) !=
-            CF_OK)
-            _exit(2);
-        cf_future_release(f);
-        if (write(exit_began_pipe[1], &e, 1) != 1)
-            _exit(3);
-        pthread_exit(NULL);
-    }
-    close(exit_began_pipe[1]);
-    if (!read_byte_within(exit_began_pipe[0], LONG, &c) || c != 'e')
-        child_fail(pid, __LINE__, "the child never reached pthread_exit");
-    ASSERT_FALSE(gate_is_open(&finished));
-    gate_open(&proceed);
-    if (!gate_wait_for(&finished, LONG))
-        child_fail(pid, __LINE__, "the pending call never finished");
-    child_exited_cleanly(pid, exit_began_pipe[0]);
-    close(exit_began_pipe[0]);
-    gate_destroy(&proceed);
-    gate_destroy(&finished);
+    check_end_waits(end_with_pthread_exit);
 }
 
 static int report_pipe[2];
