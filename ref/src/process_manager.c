@@ -495,8 +495,8 @@ static void handle_outcome(struct process_pool *p, struct worker *w,
                            cf_value *value, cf_error *error) {
     if (kind == CF__OUT_INIT_FAILED) {
         user_code_begins(p);
-        cf__log(CF_LOG_CRITICAL, "Exception in initializer: %s: %s",
-                cf_error_type(error), cf_error_message(error));
+        cf_log(CF_LOG_CRITICAL, "Exception in initializer: %s: %s",
+               cf_error_type(error), cf_error_message(error));
         user_code_ends(p);
         cf__error_free(error);
         return; /* the worker exits: its death breaks the pool */

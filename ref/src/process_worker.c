@@ -79,11 +79,12 @@ static void worker_answer(const struct process_pool *p, struct cf__buf *b,
 /* Runs the initializer; if it raises, says so and exits. */
 static void worker_initialize(const struct process_pool *p,
                               struct cf__buf *out) {
-    cf_value value;
-    cf_error *error;
+    cf_value value = cf_none();
+    cf_error *error = NULL;
     if (!p->initializer)
         return;
-    cf__call_invoke(p->initializer, p->initargs, p->ninitargs, &value, &error);
+    /* public, as an outside executor would run its initializer */
+    cf_call_fn(p->initializer, p->initargs, p->ninitargs, &value, &error);
     cf_value_free(&value);
     if (!error)
         return;
