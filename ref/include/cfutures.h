@@ -7,10 +7,12 @@
  * as_completed and map.
  *
  * Conventions that hold everywhere unless a function says otherwise:
- *  - Every function checks its arguments and returns a cf_status; a failed
- *    call changes nothing. When a function that takes a callback fails, the
- *    callback is never called.
- *  - Out-parameters come last and are written only on CF_OK.
+ *  - Every function checks its arguments. One that returns a cf_status and
+ *    fails with CF_EINVAL or CF_NOMEM changes nothing; when such a function
+ *    takes a callback, the callback is then never called. (Functions that
+ *    end a work, finish an iterator or make a call raise say so.)
+ *  - Out-parameters come last (the cf_value constructors take theirs
+ *    first) and are written only on CF_OK.
  *  - Timeouts are seconds as a double, measured on CLOCK_MONOTONIC:
  *    CF_FOREVER waits without limit, a value <= 0 polls (never blocks), NaN is
  *    rejected with CF_EINVAL (even where nothing would be waited for). A
@@ -39,8 +41,11 @@ extern "C" {
  * ------------------------------------------------------------------------ */
 
 /* The API version. The major number changes when a name, a signature or a
- * documented behaviour changes; the minor number when something is added.
- * Before 1.0 a minor version may also change what exists. */
+ * documented behaviour changes; the minor number when something is added;
+ * the patch number for fixes that change no documented behaviour. Before
+ * 1.0 a minor version may also change what exists, and the shared
+ * library's name (libcfutures.so.0) does not say so: rebuild against the
+ * header of the library you load. */
 #define CF_VERSION_MAJOR 0
 #define CF_VERSION_MINOR 2
 #define CF_VERSION_PATCH 0
@@ -101,8 +106,12 @@ typedef enum cf_status {
         CF__STATUS_COUNT
 } cf_status;
 
-/* "CF_TIMEOUT" for CF_TIMEOUT; "CF_UNKNOWN_STATUS" for a value outside the
- * enum. Never NULL; static storage. Thread-safety: any thread. */
+/* CF__STATUS_COUNT is one past the last status: it grows when a status is
+ * added, and is not part of the ABI. */
+
+/* "CF_TIMEOUT" for CF_TIMEOUT; "CF_UNKNOWN_STATUS" for a value that is not
+ * a status of the map (CF__STATUS_COUNT included). Never NULL; static
+ * storage. Thread-safety: any thread. */
 CF_EXTERN const char *cf_status_name(cf_status status);
 
 /* A one-line English description; same rules as cf_status_name. */
@@ -250,10 +259,15 @@ CF_EXTERN int cf_value_repr(const cf_value *v, char *buf, size_t size);
  * Errors
  *
  * A cf_error is an exception a call raised: a Python exception type name
- * ("ValueError") and a message. It is owned by the future (or iterator)
- * that gives it out and lives as long as that object; callers never free
- * it -- except the one cf_call_fn gives out, which is the caller's, for
- * cf_error_free.
+ * ("ValueError") and a message. Who owns it, and for how long:
+ *  - a future's: the future, as long as the caller holds a reference;
+ *  - an iterator's (cf_map_next, cf_as_completed_next): the iterator,
+ *    until its next call or its free;
+ *  - cf_last_error's: the thread, until the next cf_submit, cf_map,
+ *    cf_map_next or cf_refuse of that thread that fails or refuses;
+ *  - cf_call_fn's: the caller, who frees it with cf_error_free.
+ * Out of memory, a MemoryError (status CF_RAISED) may stand in for any of
+ * them.
  * ------------------------------------------------------------------------ */
 
 typedef struct cf_error cf_error;
@@ -264,9 +278,11 @@ CF_EXTERN const char *cf_error_type(const cf_error *error);
 /* The exception's message (may be ""); "" for NULL. */
 CF_EXTERN const char *cf_error_message(const cf_error *error);
 
-/* The status a future that holds this error reports from result():
- * CF_RAISED for an exception the call raised, CF_BROKEN when the executor
- * broke, CF_TIMEOUT for an iterator's TimeoutError; CF_EINVAL for NULL. */
+/* The status the error stands for: for a future's, what result() returns
+ * (CF_RAISED for an exception the call raised, CF_BROKEN when the executor
+ * broke); CF_TIMEOUT for an iterator's TimeoutError; for cf_last_error's,
+ * the status the failed call returned. CF_EINVAL for NULL (cf_error_type
+ * tells NULL, "", from a ValueError). */
 CF_EXTERN cf_status cf_error_status(const cf_error *error);
 
 /* Frees an error cf_call_fn gave out; NULL is accepted and does nothing.
@@ -293,7 +309,9 @@ typedef void (*cf_log_fn)(cf_log_level level, const char *message, void *ctx);
 /*
  * Sets the log hook; fn == NULL restores the default, which writes
  * "cfutures: <message>\n" to stderr. The hook may be called from any thread,
- * at any time after this returns, and never with a cfutures lock held.
+ * at any time after this returns, and never with a cfutures lock held. A
+ * hook being replaced may still be called by a log already under way after
+ * this returns: keep its ctx valid.
  * Returns: CF_OK.
  * Thread-safety: any thread.
  */
@@ -398,10 +416,11 @@ CF_EXTERN cf_status cf_future_exception(cf_future *future, double timeout,
  * A done callback: called once with the future (borrowed for the duration of
  * the call: the thread completing the future holds a reference across its
  * callbacks, so a callback may release any reference it owns) and the ctx
- * given when it was added. Return CF_OK; any other
- * status is logged at CF_LOG_ERROR ("exception calling callback for ...")
- * and ignored, and the callbacks after it still run -- as Python logs and
- * ignores an Exception raised by a callback.
+ * given when it was added. Return CF_OK; any other status is logged at
+ * CF_LOG_ERROR, "exception calling callback for <Future at %p
+ * state=finished|cancelled>: callback returned CF_<STATUS>", and ignored,
+ * and the callbacks after it still run -- as Python logs and ignores an
+ * Exception raised by a callback.
  */
 typedef cf_status (*cf_done_callback)(cf_future *future, void *ctx);
 
@@ -506,7 +525,9 @@ CF_EXTERN cf_status cf_return(cf_call *call, cf_value value);
  * Makes the call raise an exception of Python type `type` with a printf
  * message. Python: raise ValueError("...")
  * Returns: CF_OK; CF_INVALID_STATE if the call already returned or raised;
- *          CF_EINVAL (NULL or ill-formed type); CF_NOMEM.
+ *          CF_EINVAL (NULL or ill-formed type); CF_NOMEM: the call then
+ *          raises MemoryError (its outcome is set, so a further cf_raise
+ *          or cf_return gives CF_INVALID_STATE).
  */
 CF_EXTERN cf_status cf_raise(cf_call *call, const char *type, const char *fmt,
                              ...) CF_PRINTF(3, 4);
@@ -536,8 +557,10 @@ CF_EXTERN cf_status cf_call_fn(cf_fn fn, const cf_value *args, size_t nargs,
  *
  * A cf_executor is Python's abstract Executor: an operations table that a
  * concrete executor supplies, plus what every executor shares, which the
- * library supplies on top: futures, cf_submit's checks, cf_map, a second
- * shutdown being harmless, cf_executor_free, and the wait at process exit.
+ * library supplies on top: futures, cf_submit's checks, cf_map,
+ * cf_executor_free, and the wait at process exit. The library passes every
+ * cf_executor_shutdown to ops->shutdown, which must make a second one
+ * harmless.
  *
  * Process exit: as Python, a program does not exit until the pending futures
  * of every executor not yet freed are done. The library registers an atexit
@@ -633,7 +656,8 @@ CF_EXTERN cf_status cf_executor_shutdown(cf_executor *ex, bool wait,
  * Returns: CF_OK; CF_DEADLOCK from one of the executor's own workers
  *          (the executor is shut down but not freed: free it again from
  *          another thread); CF_EINVAL.
- * Thread-safety: once, when no other thread uses ex any more.
+ * Thread-safety: call it until it returns CF_OK, each time when no other
+ *          thread uses ex any more.
  */
 CF_EXTERN cf_status cf_executor_free(cf_executor *ex);
 
@@ -659,7 +683,9 @@ typedef struct cf_executor_ops {
      * may end the work at once (cf_work_run in the caller's thread): once it
      * has ended the work it must return CF_OK. Return CF_OK to take it, or a
      * failure status, one of CF_SHUTDOWN, CF_BROKEN, CF_EAGAIN, CF_NOMEM
-     * (nothing else), to refuse it; the library then discards it. Called
+     * (nothing else), to refuse it; the library then frees it at once, so
+     * a refused work must not be reachable by any other thread when submit
+     * returns (unlink it first). Called
      * from any thread, concurrently with itself and with shutdown: an
      * executor must refuse, with CF_SHUTDOWN, a submit that reaches it
      * after its shutdown began. */
@@ -667,13 +693,18 @@ typedef struct cf_executor_ops {
     /* Stop taking work; with cancel_futures cancel what has not started
      * (the pattern below); with wait, return once every work taken has
      * ended -- each cf_work_* call ending one has returned (a done future
-     * is not enough: its work ends when cf_work_run returns). May be called
-     * more than once and concurrently, and from a done callback that this
-     * very shutdown runs. Return CF_OK, or CF_DEADLOCK as
+     * is not enough: its work ends when cf_work_run returns) -- except the
+     * works another call of shutdown, outer or concurrent, has already
+     * taken out to cancel: that call ends them. May be called more than
+     * once and concurrently, and from a done callback that this very
+     * shutdown runs. Return CF_OK, or CF_DEADLOCK as
      * cf_executor_shutdown. */
     cf_status (*shutdown)(void *self, bool wait, bool cancel_futures);
     /* Release the executor's own resources; called once, after a shutdown
-     * with wait returned CF_OK and the last work ended. May be NULL. */
+     * with wait returned CF_OK and the last work ended, in the thread that
+     * drops the last reference: the one calling cf_executor_free or
+     * cf_executor_shutdown, the exit handler's, or, if works were left
+     * unended, the thread ending the last of them. May be NULL. */
     void (*free)(void *self);
     /* Room for operations a later version adds: NULL. Initialise the table
      * with designated initializers ({.name = ..., .submit = ...}), which
@@ -711,9 +742,11 @@ CF_EXTERN const cf_value *cf_work_args(const cf_work *work);
  * then (unless cancelled) the task function, then its outcome into the
  * future, whose done callbacks run here.
  * Returns: CF_OK (ran), CF_CANCELLED (was cancelled; not run),
- *          CF_INVALID_STATE (the future was already finished by someone
- *          else, or started -- a misuse, see below; not run), CF_EINVAL. The
- *          work is ended in every case but CF_EINVAL.
+ *          CF_INVALID_STATE (not run: the future was FINISHED, or was
+ *          cancelled and already reported once -- logged as
+ *          set_running_or_notify_cancel logs -- or was RUNNING, which is a
+ *          misuse, see below), CF_EINVAL. The work is ended in every case
+ *          but CF_EINVAL.
  */
 CF_EXTERN cf_status cf_work_run(cf_work *work);
 
@@ -731,10 +764,10 @@ CF_EXTERN cf_status cf_work_fail(cf_work *work, cf_status status,
                                  const char *type, const char *message);
 
 /*
- * Ends the work without touching its future (for an executor that finished
- * the future itself with cf_future_set_*). If the future is not done yet it
- * is failed with RuntimeError "the executor dropped the call", so that
- * nobody waits forever (its result() gives CF_RAISED).
+ * Ends the work (for an executor that finished the future itself with
+ * cf_future_set_*); a future not yet done is first failed with
+ * RuntimeError "the executor dropped the call", so that nobody waits
+ * forever (its result() gives CF_RAISED).
  * Returns CF_OK or CF_EINVAL.
  */
 CF_EXTERN cf_status cf_work_release(cf_work *work);
@@ -949,7 +982,8 @@ CF_EXTERN const char *cf_current_thread_name(void);
  *
  * No process can be started (fork fails, e.g. RLIMIT_NPROC): while other
  * workers live they run the calls. With none left, the calls waiting for
- * one fail with CF_RAISED, type "BlockingIOError" (or "OSError"), message
+ * one fail with CF_RAISED, type "BlockingIOError" when fork failed with
+ * EAGAIN, else "OSError", message "[Errno N] <strerror(N)>", e.g.
  * "[Errno 11] Resource temporarily unavailable" (Python's submit raises
  * that OSError), the pool is not broken, and each later cf_submit returns
  * CF_EAGAIN with that error in cf_last_error and makes the pool try again,
@@ -1150,6 +1184,9 @@ CF_EXTERN cf_status cf_as_completed_new(cf_future *const *fs, size_t n,
  * Returns: CF_OK, CF_STOP (all yielded), CF_TIMEOUT (the iterator stays
  *          usable: a later call yields a future that completed since, or
  *          gives CF_TIMEOUT again), CF_EINVAL (NULL it or out).
+ * Deliberate difference: CPython's generator is finished once it has
+ * raised TimeoutError (later next() calls raise StopIteration); here the
+ * iterator stays usable, as above.
  * Blocks until a future completes or the timeout expires.
  * Thread-safety: one thread at a time per iterator.
  */
@@ -1180,10 +1217,11 @@ typedef struct cf_map_iter cf_map_iter;
  *          item of a chunk raises, the whole chunk fails: its first item
  *          gives that error (the chunk's other results are lost) and the
  *          iteration ends as for any error; a PTR argument or result fails
- *          its chunk with the pool's pickling TypeError. 0 is refused
- *          (CF_EINVAL; Python: ValueError "chunksize must be >= 1.").
- *          Thread pools and other executors ignore it, whatever its value,
- *          as in Python.
+ *          its chunk with the pool's pickling TypeError. On an executor
+ *          marked by cf_executor_set_chunked (a process pool) 0 is refused
+ *          (CF_EINVAL; Python: ValueError "chunksize must be >= 1.");
+ *          every other executor ignores chunksize, 0 included, as in
+ *          Python.
  * buffersize: 0 is Python's None: every call is submitted here, before
  *          the first cf_map_next. Otherwise (Python 3.14) only the first
  *          buffersize calls are submitted here, and each cf_map_next that
@@ -1194,9 +1232,9 @@ typedef struct cf_map_iter cf_map_iter;
  *          chunks (as CPython's ProcessPoolExecutor.map), and a
  *          cf_map_next that gives a later item of a chunk already received
  *          submits nothing. The iterator keeps its own copies of the
- *          arguments not yet submitted (an argument cf_value_copy refuses
- *          still fails this call with CF_EINVAL, and then none of the
- *          calls after the first buffersize was submitted); ex must stay
+ *          arguments not yet submitted (every argument is checked before
+ *          anything is submitted: one that cf_value_copy refuses fails
+ *          cf_map with CF_EINVAL, and nothing is submitted); ex must stay
  *          alive (not freed) while the iterator may still submit, i.e.
  *          until it is finished or closed. Once the iteration ends (an
  *          error, a timeout, a failed submit, cf_map_close) the calls not
