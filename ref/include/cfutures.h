@@ -1001,7 +1001,8 @@ CF_EXTERN const char *cf_current_thread_name(void);
  * Ending a task: return (or cf_raise). A task that calls exit() ends its
  * worker, which breaks the pool, and runs the program's atexit handlers and
  * stdio flushes in that worker (inherited buffers can print twice); _exit()
- * ends it without them.
+ * ends it without them. pthread_exit() in a task ends the worker too (the
+ * task runs on its only thread), and so breaks the pool.
  *
  * Threads: each pool runs one manager thread in the parent, from
  * cf_process_pool_new until shutdown; it sends calls, receives outcomes and
