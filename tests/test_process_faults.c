@@ -363,3 +363,44 @@ TEST(process_faults_sigchld_ignored_still_reports_the_signal) {
     ASSERT_OK(cf_executor_free(ex));
     signal(SIGCHLD, SIG_DFL);
 }
+
+/* ---- a long initializer error ------------------------------------------ */
+
+/* Octets of the initializer's message: many reads of the socket,
+ * so its frame is checked before anything is reserved for it. */
+#define LONG_MESSAGE (1024 * 1024)
+
+/* Raises a ValueError whose message is LONG_MESSAGE zeros. */
+static void init_raise_long(cf_call *call) {
+    cf_raise(call, "ValueError", "%0*d", LONG_MESSAGE, 0);
+}
+
+static atomic_int long_logs;
+
+static void count_long_log(cf_log_level level, const char *message,
+                           void *ctx) {
+    (void)ctx;
+    if (level == CF_LOG_CRITICAL &&
+        strncmp(message, "Exception in initializer: ValueError: 000", 41) == 0)
+        atomic_fetch_add(&long_logs, 1);
+}
+
+/* process-pool.initializer-failure-breaks: an initializer error too long
+ * for one read is still logged (cut, as every log line is), and the pool
+ * breaks as for any initializer that raises, not as for garbage. */
+TEST(process_faults_long_initializer_error_is_logged) {
+    cf_process_pool_options o;
+    cf_executor *ex;
+    cf_future *f;
+    ASSERT_OK(cf_set_log_hook(count_long_log, NULL));
+    ASSERT_OK(cf_process_pool_options_init(&o));
+    o.max_workers = 1;
+    o.initializer = init_raise_long;
+    ASSERT_OK(cf_process_pool_new(&o, &ex));
+    ASSERT_OK(cf_submit(ex, task_getpid, NULL, 0, &f));
+    check_broken(f, "exited with status 3)");
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_OK(cf_set_log_hook(NULL, NULL));
+    ASSERT_EQ(atomic_load(&long_logs), 1);
+    ASSERT_OK(cf_future_release(f));
+}

@@ -311,7 +311,7 @@ typedef void (*cf_log_fn)(cf_log_level level, const char *message, void *ctx);
  * "cfutures: <message>\n" to stderr. The hook may be called from any thread,
  * at any time after this returns, and never with a cfutures lock held. A
  * hook being replaced may still be called by a log already under way after
- * this returns: keep its ctx valid.
+ * this returns: keep its ctx valid. A message is cut to 1023 octets.
  * Returns: CF_OK.
  * Thread-safety: any thread.
  */
@@ -895,15 +895,15 @@ CF_EXTERN cf_status cf_thread_pool_options_init(cf_thread_pool_options *o);
  * A task that ends its thread (pthread_exit) fails its future with
  * CF_RAISED, error type "SystemExit", message "the task called
  * pthread_exit" (Python: a task raising SystemExit); its done callbacks run
- * once, on that thread as it exits. The exited thread no longer counts
- * toward max_workers: if calls are queued that no idle worker will take, a
- * new worker starts for them, even after shutdown, so every queued call
- * still runs. Should no thread be able to start and none be left, the
- * queued calls fail with RuntimeError("can't start new thread"). A done
- * callback that ends its thread is logged at CF_LOG_CRITICAL; the callbacks
- * after it never run (and that future's memory is lost). Exited threads are
- * joined at shutdown.
- * options: borrowed; NULL means all defaults.
+ * once, on that thread as it exits (so they must not end the thread
+ * themselves: that is undefined, as pthread_exit inside a cleanup handler).
+ * The exited thread no longer counts toward max_workers: if calls are queued
+ * that no idle worker will take, a new worker starts for them, even after
+ * shutdown, so every queued call still runs. Should no thread be able to start
+ * and none be left, the queued calls fail with RuntimeError("can't start new
+ * thread"). A done callback that ends its thread is logged at CF_LOG_CRITICAL;
+ * the callbacks after it never run (and that future's memory is lost). Exited
+ * threads are joined at shutdown. options: borrowed; NULL means all defaults.
  * out:     owned by the caller (cf_executor_free).
  * Returns: CF_OK, CF_EINVAL (bad max_workers, initargs NULL with
  *          ninitargs > 0, a reserved slot set, out NULL), CF_NOMEM.

@@ -112,11 +112,22 @@ static void main_thread_exited(void *unused) {
 
 /* Runs as the library loads: in the main thread, unless the library is
  * dlopen'ed by another thread (then pthread_exit from main is not seen). */
+static bool watching_main_thread;
+
 __attribute__((constructor)) static void watch_main_thread(void) {
     if (gettid() != getpid())
         return;
-    if (pthread_key_create(&main_thread_key, main_thread_exited) == 0)
+    watching_main_thread =
+        pthread_key_create(&main_thread_key, main_thread_exited) == 0;
+    if (watching_main_thread)
         pthread_setspecific(main_thread_key, &main_thread_key);
+}
+
+/* A library dlclose'd must not leave the key's destructor pointing into
+ * code that is gone. */
+__attribute__((destructor)) static void unwatch_main_thread(void) {
+    if (watching_main_thread)
+        pthread_key_delete(main_thread_key);
 }
 
 bool cf__reserved_unset(void *const *reserved, size_t n) {

@@ -175,6 +175,7 @@ cf_status cf__pp_refuse_spawn(int err) {
 static void no_worker_startable(struct process_pool *p, int err) {
     char message[128];
     cf__pp_errno_message(err, message, sizeof message);
+    p->spawn_failed = false; /* no worker left to wait for: a probe asks */
     pthread_mutex_lock(&p->lock);
     p->spawn_errno = err ? err : EAGAIN;
     cf_future *queued = cf__queue_take_all(&p->queue);
@@ -601,7 +602,9 @@ static size_t room_for_frame(const struct worker *w, size_t need) {
                                          have - CF__FRAME_HEADER,
                                          cf__frame_length(frame), &slot);
     size_t pos = slot - w->block * DEPTH;
-    if (check < 0 || (check > 0 && !(in_ring(w, pos) && w->ring[pos])))
+    /* CF__NO_SLOT: the initializer's error, which answers no call */
+    bool answers = slot == CF__NO_SLOT || (in_ring(w, pos) && w->ring[pos]);
+    if (check < 0 || (check > 0 && !answers))
         return 0;
     return check > 0 ? need : READ_CHUNK;
 }

@@ -90,7 +90,9 @@ static cf_status pool_shutdown(void *self, bool wait, bool cancel_futures) {
     p->shutdown = true;
     if (cancel_futures) {
         cancelled = cf__queue_take_all(&p->queue);
-        p->cancel_sent = cf__pp_current_pool != p;
+        /* never cleared here: another thread may be waiting on it */
+        if (cf__pp_current_pool != p)
+            p->cancel_sent = true;
     }
     pthread_mutex_unlock(&p->lock);
     wake(p);
