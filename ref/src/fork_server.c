@@ -8,13 +8,14 @@
  * inherited descriptor but its socket to the parent, then on each request
  * ("S") makes a socketpair, forks a worker and passes the parent's end
  * back with SCM_RIGHTS and the pid. It learns of exits through a pidfd per
- * worker (Linux 5.3), reaps its children and reports each exit; asked to
- * quit ("Q"), or at EOF on its socket, it kills (SIGKILL) and reaps what
- * is left and exits. It first moves to a stack of its own, of the default
- * thread size (server_start), which its workers inherit.
- * cf__pp_start_server and cf__pp_stop_server, at the end of this file, run
- * in the manager thread instead: they are here because they are the other
- * end of the server's life.
+ * worker (Linux 5.3), reaps its children and reports each exit. Asked to
+ * ("T", "K"), it sends SIGTERM or SIGKILL to every worker it has, and to
+ * every one it forks afterwards. Asked to quit ("Q"), or at EOF on its
+ * socket, it kills (SIGKILL) and reaps what is left and exits. It first moves
+ * to a stack of its own, of the default thread size (server_start), which its
+ * workers inherit. cf__pp_start_server and cf__pp_stop_server, at the end of
+ * this file, run in the manager thread instead: they are here because they are
+ * the other end of the server's life.
  *
  * Owns: CHILD_FD, its socket to the parent; a pidfd per worker; each new
  * socketpair until the parent's end is passed and the worker's end is the
@@ -63,7 +64,15 @@ struct server {
     pid_t *pids;
     struct pollfd *pfds; /* [0]: the parent's socket; [1 + i]: pids[i] */
     size_t npids, cap;
+    int force; /* ASK_TERM / ASK_KILL: the signal for every worker, or 0 */
 };
+
+/* Sends sig to every child not reaped yet (a zombie's pid is still its). */
+static void server_signal_all(struct server *s, int sig) {
+    s->force = sig;
+    for (size_t i = 0; i < s->npids; i++)
+        kill(s->pids[i], sig);
+}
 
 static void server_send(int kind, pid_t pid, int info, int pass_fd) {
     struct server_msg m = {kind, pid, info};
@@ -126,6 +135,8 @@ static void server_spawn(const struct process_pool *p, struct server *s) {
     } else {
         s->pids[s->npids] = pid;
         s->pfds[1 + s->npids++] = (struct pollfd){pidfd, POLLIN, 0};
+        if (s->force) /* asked for before the workers were signalled */
+            kill(pid, s->force);
         server_send(MSG_SPAWNED, pid, 0, sv[0]);
     }
     close(sv[0]);
@@ -146,7 +157,7 @@ static void server_reap(struct server *s, size_t i) {
 
 static _Noreturn void server_main(const struct process_pool *p, int fd,
                                   pid_t parent) {
-    struct server s = {getpid(), NULL, NULL, 0, 8};
+    struct server s = {getpid(), NULL, NULL, 0, 8, 0};
     sigset_t none;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
@@ -180,6 +191,8 @@ static _Noreturn void server_main(const struct process_pool *p, int fd,
                 break; /* the parent shut down, or died */
             if (c == ASK_SPAWN)
                 server_spawn(p, &s);
+            else if (c == ASK_TERM || c == ASK_KILL)
+                server_signal_all(&s, c == ASK_TERM ? SIGTERM : SIGKILL);
         }
     }
     for (size_t i = 0; i < s.npids; i++)

@@ -423,9 +423,7 @@ static bool read_server_msg(struct process_pool *p) {
     if (m.kind == MSG_SPAWNED || m.kind == MSG_SPAWN_FAILED)
         p->starting--;
     if (m.kind == MSG_SPAWNED && fd >= 0) {
-        add_worker(p, m.pid, fd);
-        if (p->forced) /* asked for before the workers were signalled */
-            kill(m.pid, p->forced);
+        add_worker(p, m.pid, fd); /* signalled by the server if forced */
     } else if (m.kind == MSG_EXITED || m.kind == MSG_EXIT_UNREAD) {
         struct worker *w = find_worker(p, m.pid);
         if (w) {
@@ -788,9 +786,9 @@ static bool manager_done(struct process_pool *p) {
 
 void cf__pp_signal_workers(struct process_pool *p, int sig) {
     p->forced = sig;
-    for (size_t i = 0; i < p->nworkers; i++)
-        if (!p->workers[i].exited)
-            kill(p->workers[i].pid, sig);
+    if (p->server_fd >= 0) /* failed: the server is gone, and so are they */
+        cf__pp_write_all(p->server_fd,
+                         (char[]){sig == SIGTERM ? ASK_TERM : ASK_KILL}, 1);
 }
 
 /* Answers a terminate_workers / kill_workers that waits for the manager. */

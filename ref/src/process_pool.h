@@ -134,6 +134,11 @@ struct shared {
  * socket in a fork of the program would hold back). */
 #define ASK_SPAWN 'S'
 #define ASK_QUIT 'Q'
+/* terminate_workers / kill_workers: signal every worker, and every one
+ * forked from now on. The server sends them: it is their parent, so a pid
+ * it has not reaped cannot belong to another process yet. */
+#define ASK_TERM 'T'
+#define ASK_KILL 'K'
 
 /* What the fork server tells the parent. MSG_EXIT_UNREAD: the worker
  * ended, but its wait status could not be read. */
@@ -296,9 +301,9 @@ const char *cf__pp_errno_type(int err);
 void cf__pp_errno_message(int err, char *buf, size_t size);
 /* cf_refuse(CF_EAGAIN) with that OSError. */
 cf_status cf__pp_refuse_spawn(int err);
-/* For terminate_workers / kill_workers: sends sig to every worker, and to
- * every worker that starts from now on; none is asked for again. In the
- * manager thread (io_lock held). */
+/* For terminate_workers / kill_workers: has the fork server send sig
+ * (SIGTERM or SIGKILL) to every worker, and to every worker that starts
+ * from now on; none is asked for again. In the manager thread. */
 void cf__pp_signal_workers(struct process_pool *p, int sig);
 /*
  * From a submitting thread while the manager sleeps in poll() (io_lock
