@@ -40,6 +40,23 @@ bool example_ok(cf_status st, const char *what) {
     return false;
 }
 
+int example_failures;
+
+bool example_must(cf_status st, const char *what) {
+    if (example_ok(st, what))
+        return true;
+    example_failures++;
+    return false;
+}
+
+bool example_has_int(cf_future *f, int64_t want) {
+    cf_value v = cf_none();
+    bool same = cf_future_result(f, CF_FOREVER, &v) == CF_OK &&
+                v.type == CF_TYPE_INT && v.as.i == want;
+    cf_value_free(&v);
+    return same;
+}
+
 bool example_join(char *out, const char *dir, const char *name) {
     int n = snprintf(out, EXAMPLE_PATH_SIZE, "%s/%s", dir, name);
 

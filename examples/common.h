@@ -11,6 +11,8 @@
 #include "cfutures.h"
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 
 /*
  * The whole of an example's main(). Without arguments it returns run().
@@ -23,6 +25,28 @@ int example_main(int argc, char **argv, const char *about, int (*run)(void));
 /* True if st is CF_OK; otherwise prints "<what>: <status name>" to stderr
  * and returns false. */
 bool example_ok(cf_status st, const char *what);
+
+/* ---- Checks, for the examples that check what they show ---------------- */
+
+/* Failed checks so far; such an example's run() ends with
+ * `return example_failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;`. */
+extern int example_failures;
+
+/* Counts a failure and says where, if cond is false. */
+#define EXAMPLE_CHECK(cond)                                                   \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,  \
+                    #cond);                                                   \
+            example_failures++;                                               \
+        }                                                                     \
+    } while (0)
+
+/* example_ok, counting a failure. */
+bool example_must(cf_status st, const char *what);
+
+/* The future finished with the int want (waits for it). */
+bool example_has_int(cf_future *f, int64_t want);
 
 /* ---- A private folder for the examples that work on files -------------- */
 

@@ -266,36 +266,6 @@ static void wait_on_future(cf_call *call) {
  * Checks
  * ====================================================================== */
 
-static int failures;
-
-#define CHECK(cond)                                                           \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,  \
-                    #cond);                                                   \
-            failures++;                                                       \
-        }                                                                     \
-    } while (0)
-
-/* A call that must succeed; says what failed otherwise. */
-static bool ok(cf_status st, const char *what) {
-    if (example_ok(st, what))
-        return true;
-    failures++;
-    return false;
-}
-
-/* The future finished with the int want. */
-static bool has_int(cf_future *f, int64_t want) {
-    cf_value v = cf_none();
-    bool ok;
-
-    ok = cf_future_result(f, CF_FOREVER, &v) == CF_OK &&
-         v.type == CF_TYPE_INT && v.as.i == want;
-    cf_value_free(&v);
-    return ok;
-}
-
 /* The future raised an exception of type `type`. */
 static bool raised(cf_future *f, const char *type) {
     const cf_error *error = NULL;
@@ -314,9 +284,9 @@ static void show_submit(cf_executor *ex) {
     const cf_value args[2] = {cf_int(7), cf_int(2)};
     cf_future *f;
 
-    if (!ok(cf_submit(ex, power, args, 2, &f), "submit"))
+    if (!example_must(cf_submit(ex, power, args, 2, &f), "submit"))
         return;
-    CHECK(has_int(f, 49));
+    EXAMPLE_CHECK(example_has_int(f, 49));
     printf("%s: submit(pow, 7, 2).result() = 49\n", cf_executor_name(ex));
     cf_future_release(f);
 }
@@ -331,17 +301,18 @@ static void show_map(cf_executor *ex) {
         args[2 * i] = cf_int(i + 1);
         args[2 * i + 1] = cf_int(2);
     }
-    if (!ok(cf_map(ex, power, args, 5, 2, CF_FOREVER, 1, 0, &it), "map"))
+    if (!example_must(cf_map(ex, power, args, 5, 2, CF_FOREVER, 1, 0, &it),
+                      "map"))
         return;
     printf("%s: map(pow, [1, 2, 3, 4, 5], [2, 2, 2, 2, 2]) =",
            cf_executor_name(ex));
     for (i = 1; cf_map_next(it, &v, NULL) == CF_OK; i++) {
-        CHECK(v.type == CF_TYPE_INT && v.as.i == i * i);
+        EXAMPLE_CHECK(v.type == CF_TYPE_INT && v.as.i == i * i);
         printf(" %" PRId64, v.as.i);
         cf_value_free(&v);
     }
     printf("\n");
-    CHECK(i == 6);
+    EXAMPLE_CHECK(i == 6);
     cf_map_close(it);
 }
 
@@ -370,29 +341,30 @@ static void show_wait_and_as_completed(cf_executor *ex) {
     cf_as_completed *it;
     char text[64];
 
-    if (!ok(cf_submit(ex, power, a, 2, &fs[0]), "submit") ||
-        !ok(cf_submit(ex, boom, NULL, 0, &fs[1]), "submit") ||
-        !ok(cf_submit(ex, power, b, 2, &fs[2]), "submit"))
+    if (!example_must(cf_submit(ex, power, a, 2, &fs[0]), "submit") ||
+        !example_must(cf_submit(ex, boom, NULL, 0, &fs[1]), "submit") ||
+        !example_must(cf_submit(ex, power, b, 2, &fs[2]), "submit"))
         goto out_release;
-    CHECK(cf_wait(fs, 3, CF_FOREVER, CF_ALL_COMPLETED, NULL, &ndone, NULL,
-                  &nnot_done) == CF_OK);
-    CHECK(ndone == 3 && nnot_done == 0);
+    EXAMPLE_CHECK(cf_wait(fs, 3, CF_FOREVER, CF_ALL_COMPLETED, NULL, &ndone,
+                          NULL, &nnot_done) == CF_OK);
+    EXAMPLE_CHECK(ndone == 3 && nnot_done == 0);
     printf("%s: wait(fs): %zu done, %zu not done\n", cf_executor_name(ex),
            ndone, nnot_done);
 
-    if (!ok(cf_as_completed_new(fs, 3, CF_FOREVER, &it), "as_completed"))
+    if (!example_must(cf_as_completed_new(fs, 3, CF_FOREVER, &it),
+                      "as_completed"))
         goto out_release;
     printf("%s: as_completed(fs) yields", cf_executor_name(ex));
     while (cf_as_completed_next(it, &f, NULL) == CF_OK) {
         outcome_repr(f, text, sizeof text);
         printf("%s %s", yielded++ == 0 ? ":" : ",", text);
-        CHECK(f == fs[0]   ? has_int(f, 27)
-              : f == fs[1] ? raised(f, "ValueError")
-                           : f == fs[2] && has_int(f, 1024));
+        EXAMPLE_CHECK(f == fs[0]   ? example_has_int(f, 27)
+                      : f == fs[1] ? raised(f, "ValueError")
+                                   : f == fs[2] && example_has_int(f, 1024));
         cf_future_release(f);
     }
     printf("\n");
-    CHECK(yielded == 3);
+    EXAMPLE_CHECK(yielded == 3);
     cf_as_completed_free(it);
 out_release:
     for (size_t i = 0; i < 3; i++)
@@ -416,12 +388,12 @@ static void show_inline_done_at_submit(cf_executor *inline_ex) {
     cf_future *f;
     bool done;
 
-    if (!ok(cf_submit(inline_ex, where_am_i, NULL, 0, &f), "submit"))
+    if (!example_must(cf_submit(inline_ex, where_am_i, NULL, 0, &f), "submit"))
         return;
     done = cf_future_done(f);
-    CHECK(done);
-    CHECK(cf_future_result(f, 0, &where) == CF_OK);
-    CHECK(where.type == CF_TYPE_NONE);
+    EXAMPLE_CHECK(done);
+    EXAMPLE_CHECK(cf_future_result(f, 0, &where) == CF_OK);
+    EXAMPLE_CHECK(where.type == CF_TYPE_NONE);
     printf("InlineExecutor: done() right after submit: %s; ran in the "
            "caller's thread: %s\n",
            done ? "True" : "False",
@@ -440,14 +412,14 @@ static void show_pool_not_done_at_submit(cf_executor *pool) {
     cf_future *f;
     bool done;
 
-    if (!ok(cf_submit(pool, where_am_i, &arg, 1, &f), "submit"))
+    if (!example_must(cf_submit(pool, where_am_i, &arg, 1, &f), "submit"))
         goto out_destroy_gate;
     done = cf_future_done(f);
-    CHECK(!done);
+    EXAMPLE_CHECK(!done);
     gate_open(&gate);
-    CHECK(cf_future_result(f, CF_FOREVER, &where) == CF_OK);
-    CHECK(where.type == CF_TYPE_STR &&
-          strncmp(where.as.buf.data, "ThreadPoolExecutor-", 19) == 0);
+    EXAMPLE_CHECK(cf_future_result(f, CF_FOREVER, &where) == CF_OK);
+    EXAMPLE_CHECK(where.type == CF_TYPE_STR &&
+                  strncmp(where.as.buf.data, "ThreadPoolExecutor-", 19) == 0);
     printf("ThreadPoolExecutor: done() right after submit: %s; ran in "
            "worker %s\n",
            done ? "True" : "False",
@@ -469,10 +441,11 @@ static void show_inline_no_deadlock(cf_executor *inline_ex) {
     const cf_value args[2] = {cf_ptr(inline_ex), cf_double(CF_FOREVER)};
     cf_future *f;
 
-    if (!ok(cf_submit(inline_ex, wait_on_future, args, 2, &f), "submit"))
+    if (!example_must(cf_submit(inline_ex, wait_on_future, args, 2, &f),
+                      "submit"))
         return;
-    CHECK(cf_future_done(f));
-    CHECK(has_int(f, 25));
+    EXAMPLE_CHECK(cf_future_done(f));
+    EXAMPLE_CHECK(example_has_int(f, 25));
     printf("InlineExecutor: wait_on_future() -> 25: the inner submit ran "
            "pow(5, 2) at once, no deadlock\n");
     cf_future_release(f);
@@ -493,19 +466,20 @@ static void show_pool_deadlock(void) {
 
     cf_thread_pool_options_init(&options);
     options.max_workers = 1;
-    if (!ok(cf_thread_pool_new(&options, &pool), "cf_thread_pool_new"))
+    if (!example_must(cf_thread_pool_new(&options, &pool),
+                      "cf_thread_pool_new"))
         return;
     args[0] = cf_ptr(pool);
     args[1] = cf_double(0.1);
-    if (!ok(cf_submit(pool, wait_on_future, args, 2, &f), "submit"))
+    if (!example_must(cf_submit(pool, wait_on_future, args, 2, &f), "submit"))
         goto out_free_pool;
-    CHECK(raised(f, "TimeoutError"));
+    EXAMPLE_CHECK(raised(f, "TimeoutError"));
     printf("ThreadPoolExecutor(max_workers=1): wait_on_future() -> "
            "TimeoutError after 0.1 s: its only worker is the one waiting; "
            "with timeout=None it deadlocks\n");
     cf_future_release(f);
 out_free_pool:
-    ok(cf_executor_free(pool), "cf_executor_free");
+    example_must(cf_executor_free(pool), "cf_executor_free");
 }
 
 /* ======================================================================
@@ -515,9 +489,9 @@ out_free_pool:
 static int run(void) {
     cf_executor *inline_ex, *pool;
 
-    if (!ok(inline_executor_new(&inline_ex), "inline_executor_new"))
+    if (!example_must(inline_executor_new(&inline_ex), "inline_executor_new"))
         return EXIT_FAILURE;
-    if (!ok(cf_thread_pool_new(NULL, &pool), "cf_thread_pool_new"))
+    if (!example_must(cf_thread_pool_new(NULL, &pool), "cf_thread_pool_new"))
         goto out_free_inline;
 
     show_same_code(inline_ex);
@@ -527,10 +501,10 @@ static int run(void) {
     show_inline_no_deadlock(inline_ex);
     show_pool_deadlock();
 
-    ok(cf_executor_free(pool), "cf_executor_free");
+    example_must(cf_executor_free(pool), "cf_executor_free");
 out_free_inline:
-    ok(cf_executor_free(inline_ex), "cf_executor_free");
-    return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    example_must(cf_executor_free(inline_ex), "cf_executor_free");
+    return example_failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 int main(int argc, char **argv) {

@@ -27,24 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int failures;
-
-#define CHECK(cond)                                                           \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,  \
-                    #cond);                                                   \
-            failures++;                                                       \
-        }                                                                     \
-    } while (0)
-
-static bool ok(cf_status st, const char *what) {
-    if (example_ok(st, what))
-        return true;
-    failures++;
-    return false;
-}
-
 /* square(n) */
 static void square(cf_call *call) {
     const cf_value *n = cf_arg(call, 0);
@@ -53,15 +35,6 @@ static void square(cf_call *call) {
         return;
     }
     cf_return(call, cf_int(n->as.i * n->as.i));
-}
-
-/* The future finished with the int want. */
-static bool has_int(cf_future *f, int64_t want) {
-    cf_value v = cf_none();
-    bool ok = cf_future_result(f, CF_FOREVER, &v) == CF_OK &&
-              v.type == CF_TYPE_INT && v.as.i == want;
-    cf_value_free(&v);
-    return ok;
 }
 
 /* ---- 1. the library's calls on it --------------------------------------- */
@@ -75,11 +48,12 @@ static void show_submit_map_wait(cf_executor *ex) {
 
     for (int64_t i = 0; i < 5; i++)
         args[i] = cf_int(i + 1);
-    if (!ok(cf_map(ex, square, args, 5, 1, CF_FOREVER, 1, 0, &it), "map"))
+    if (!example_must(cf_map(ex, square, args, 5, 1, CF_FOREVER, 1, 0, &it),
+                      "map"))
         return;
     printf("SmallPool: map(square, [1, 2, 3, 4, 5]) =");
     for (int64_t i = 1; cf_map_next(it, &v, NULL) == CF_OK; i++) {
-        CHECK(v.type == CF_TYPE_INT && v.as.i == i * i);
+        EXAMPLE_CHECK(v.type == CF_TYPE_INT && v.as.i == i * i);
         printf(" %" PRId64, v.as.i);
         cf_value_free(&v);
     }
@@ -87,20 +61,23 @@ static void show_submit_map_wait(cf_executor *ex) {
     cf_map_close(it);
 
     for (int i = 0; i < 3; i++)
-        if (!ok(cf_submit(ex, square, &args[i], 1, &fs[i]), "submit"))
+        if (!example_must(cf_submit(ex, square, &args[i], 1, &fs[i]),
+                          "submit"))
             goto out_release;
-    CHECK(cf_wait(fs, 3, CF_FOREVER, CF_ALL_COMPLETED, NULL, &ndone, NULL,
-                  NULL) == CF_OK &&
-          ndone == 3);
-    if (!ok(cf_as_completed_new(fs, 3, CF_FOREVER, &ac), "as_completed"))
+    EXAMPLE_CHECK(cf_wait(fs, 3, CF_FOREVER, CF_ALL_COMPLETED, NULL, &ndone,
+                          NULL, NULL) == CF_OK &&
+                  ndone == 3);
+    if (!example_must(cf_as_completed_new(fs, 3, CF_FOREVER, &ac),
+                      "as_completed"))
         goto out_release;
     while (cf_as_completed_next(ac, &f, NULL) == CF_OK) {
         yielded++;
         cf_future_release(f);
     }
     cf_as_completed_free(ac);
-    CHECK(yielded == 3);
-    CHECK(has_int(fs[0], 1) && has_int(fs[1], 4) && has_int(fs[2], 9));
+    EXAMPLE_CHECK(yielded == 3);
+    EXAMPLE_CHECK(example_has_int(fs[0], 1) && example_has_int(fs[1], 4) &&
+                  example_has_int(fs[2], 9));
     printf("SmallPool: wait(fs) and as_completed(fs) over 3 submits: %zu "
            "done, %zu yielded\n",
            ndone, yielded);
@@ -171,38 +148,41 @@ static void show_cancel_at_shutdown(void) {
     cf_future *running = NULL, *queued[3] = {NULL, NULL, NULL};
     pthread_t shutter;
 
-    if (!ok(small_pool_new(1, &s.ex), "small_pool_new"))
+    if (!example_must(small_pool_new(1, &s.ex), "small_pool_new"))
         return;
-    if (!ok(cf_submit(s.ex, busy, &arg, 1, &running), "submit"))
+    if (!example_must(cf_submit(s.ex, busy, &arg, 1, &running), "submit"))
         goto out_free;
     pthread_mutex_lock(&g.lock);
     while (!g.started)
         pthread_cond_wait(&g.cond, &g.lock);
     pthread_mutex_unlock(&g.lock);
     for (int i = 0; i < 3; i++)
-        if (!ok(cf_submit(s.ex, square, &three, 1, &queued[i]), "submit") ||
-            !ok(cf_future_add_done_callback(queued[i], note_cancel, &s),
+        if (!example_must(cf_submit(s.ex, square, &three, 1, &queued[i]),
+                          "submit") ||
+            !example_must(
+                cf_future_add_done_callback(queued[i], note_cancel, &s),
                 "add_done_callback"))
             goto out_free;
 
     if (pthread_create(&shutter, NULL, shut_down, &s) != 0) {
-        failures++;
+        example_failures++;
         goto out_free;
     }
     for (int i = 0; i < 3; i++)
-        CHECK(cf_future_result(queued[i], CF_FOREVER, NULL) == CF_CANCELLED);
+        EXAMPLE_CHECK(cf_future_result(queued[i], CF_FOREVER, NULL) ==
+                      CF_CANCELLED);
     gate_open(&g);
     pthread_join(shutter, NULL);
-    CHECK(s.status == CF_OK);
-    CHECK(has_int(running, 1));
-    CHECK(atomic_load(&s.cancelled_here) == 3);
+    EXAMPLE_CHECK(s.status == CF_OK);
+    EXAMPLE_CHECK(example_has_int(running, 1));
+    EXAMPLE_CHECK(atomic_load(&s.cancelled_here) == 3);
     printf("SmallPool(1): shutdown(wait=True, cancel_futures=True) while "
            "busy: the running call gave 1, %d queued calls were cancelled, "
            "their callbacks ran in the thread shutting down\n",
            atomic_load(&s.cancelled_here));
 out_free:
     gate_open(&g);
-    ok(cf_executor_free(s.ex), "cf_executor_free");
+    example_must(cf_executor_free(s.ex), "cf_executor_free");
     if (running != NULL)
         cf_future_release(running);
     for (int i = 0; i < 3; i++)
@@ -213,12 +193,12 @@ out_free:
 static int run(void) {
     cf_executor *ex;
 
-    if (!ok(small_pool_new(2, &ex), "small_pool_new"))
+    if (!example_must(small_pool_new(2, &ex), "small_pool_new"))
         return EXIT_FAILURE;
     show_submit_map_wait(ex);
-    ok(cf_executor_free(ex), "cf_executor_free");
+    example_must(cf_executor_free(ex), "cf_executor_free");
     show_cancel_at_shutdown();
-    return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return example_failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 int main(int argc, char **argv) {

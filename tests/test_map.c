@@ -68,6 +68,17 @@ static int ctx_runs(map_ctx *c, int i) {
     return atomic_load(&c->runs[i]);
 }
 
+/* Checks that items [from, to) each ran exactly n times. */
+static void check_runs_(const char *file, int line, map_ctx *c, int from,
+                        int to, int n) {
+    for (int i = from; i < to; i++)
+        if (ctx_runs(c, i) != n)
+            test_fail(file, line, "item %d ran %d times, want %d", i,
+                      ctx_runs(c, i), n);
+}
+#define check_runs(c, from, to, n)                                            \
+    check_runs_(__FILE__, __LINE__, c, from, to, n)
+
 /* The ncalls item i saw as it started. */
 static int ctx_seen(map_ctx *c, int i) {
     return atomic_load(&c->seen_calls[i]);
@@ -333,8 +344,7 @@ POOL_TEST(map_error_delivered_at_its_item_then_stops) {
     ASSERT_OK(cf_executor_free(ex)); /* whatever was not cancelled runs */
     ASSERT_OK(cf_map_close(it));
     ASSERT_LE(ctx_runs(c, 2), 1);
-    ASSERT_EQ(ctx_runs(c, 3), 0);
-    ASSERT_EQ(ctx_runs(c, 4), 0);
+    check_runs(c, 3, 5, 0);
     ctx_free(c);
 }
 
@@ -353,8 +363,7 @@ POOL_TEST(map_item_cancelled_by_shutdown_gives_cancelled) {
     expect_stop(it);
     ASSERT_OK(cf_executor_free(ex));
     ASSERT_OK(cf_map_close(it));
-    ASSERT_EQ(ctx_runs(c, 1), 0);
-    ASSERT_EQ(ctx_runs(c, 2), 0);
+    check_runs(c, 1, 3, 0);
     ctx_free(c);
 }
 
@@ -391,6 +400,21 @@ POOL_TEST(map_on_broken_pool_gives_broken) {
 
 /* ---- timeout ----------------------------------------------------------- */
 
+/* The next result times out at once (the deadline has passed), with
+ * Python's TimeoutError, and the iterator is finished; then the blocked
+ * item is let go and the pool freed, so whatever was not cancelled runs. */
+static void expect_late_timeout_then_free(map_ctx *c, cf_executor *ex,
+                                          cf_map_iter *it, double timeout) {
+    double t1 = test_now();
+    const cf_error *e = expect_failure(it, CF_TIMEOUT);
+    ASSERT_TRUE(test_now() - t1 < timeout);
+    check_error(e, CF_TIMEOUT, "TimeoutError", NULL);
+    expect_stop(it);
+    gate_open(&c->block);
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_OK(cf_map_close(it));
+}
+
 /* map.timeout-from-call: the timeout counts from cf_map, so a first next
  * made after it expired times out without waiting again; what had not
  * started is cancelled. */
@@ -403,16 +427,9 @@ POOL_TEST(map_timeout_counts_from_the_map_call) {
     cf_map_iter *it = map_items(ex, c, codes, 2, timeout);
     gate_wait(&c->block_started);
     let_time_pass(t0, timeout);
-    double t1 = test_now();
-    const cf_error *e = expect_failure(it, CF_TIMEOUT);
-    ASSERT_TRUE(test_now() - t1 < timeout);
-    check_error(e, CF_TIMEOUT, "TimeoutError", NULL);
-    expect_stop(it);
-    gate_open(&c->block);
-    ASSERT_OK(cf_executor_free(ex)); /* whatever was not cancelled runs */
-    ASSERT_OK(cf_map_close(it));
-    ASSERT_EQ(ctx_runs(c, 0), 1);
-    ASSERT_EQ(ctx_runs(c, 1), 0);
+    expect_late_timeout_then_free(c, ex, it, timeout);
+    check_runs(c, 0, 1, 1);
+    check_runs(c, 1, 2, 0);
     ctx_free(c);
 }
 
@@ -433,8 +450,7 @@ POOL_TEST(map_timeout_cancels_the_waited_call_if_not_started) {
     ASSERT_OK(cf_future_result(b.running, LONG, NULL));
     ASSERT_OK(cf_executor_free(b.ex)); /* whatever was not cancelled runs */
     ASSERT_OK(cf_map_close(it));
-    ASSERT_EQ(ctx_runs(c, 0), 0);
-    ASSERT_EQ(ctx_runs(c, 1), 0);
+    check_runs(c, 0, 2, 0);
     ASSERT_OK(cf_future_release(b.running));
     busy_pool_destroy(&b);
     ctx_free(c);
@@ -474,9 +490,8 @@ POOL_TEST(map_close_after_next_cancels_calls_not_started) {
     ASSERT_OK(cf_map_close(it));
     gate_open(&c->block);
     ASSERT_OK(cf_executor_free(ex));
-    ASSERT_EQ(ctx_runs(c, 1), 1);
-    ASSERT_EQ(ctx_runs(c, 2), 0);
-    ASSERT_EQ(ctx_runs(c, 3), 0);
+    check_runs(c, 1, 2, 1);
+    check_runs(c, 2, 4, 0);
     ctx_free(c);
 }
 
@@ -491,8 +506,7 @@ POOL_TEST(map_close_without_next_cancels_nothing) {
     ASSERT_OK(cf_map_close(it));
     gate_open(&c->block);
     ASSERT_OK(cf_executor_free(ex));
-    for (int i = 0; i < 4; i++)
-        ASSERT_EQ(ctx_runs(c, i), 1);
+    check_runs(c, 0, 4, 1);
     ctx_free(c);
 }
 
@@ -599,8 +613,7 @@ TEST(map_failed_submit_cancels_what_was_submitted) {
     ASSERT_OK(cf_executor_free(ex));
     ASSERT_STATUS(r.ended[0], CF_CANCELLED);
     ASSERT_STATUS(r.ended[1], CF_CANCELLED);
-    for (int i = 0; i < 4; i++)
-        ASSERT_EQ(ctx_runs(c, i), 0);
+    check_runs(c, 0, 4, 0);
     ctx_free(c);
 }
 
@@ -696,8 +709,7 @@ POOL_TEST(map_buffersize_error_leaves_the_rest_unsubmitted) {
     ASSERT_OK(cf_map_close(it));
     ASSERT_LE(ctx_runs(c, 3), 1);
     ASSERT_LE(ctx_runs(c, 4), 1);
-    for (int i = 5; i < 8; i++)
-        ASSERT_EQ(ctx_runs(c, i), 0);
+    check_runs(c, 5, 8, 0);
     ctx_free(c);
 }
 
@@ -712,11 +724,10 @@ POOL_TEST(map_buffersize_close_after_next_never_submits_the_rest) {
     expect_int(it, 0);
     ASSERT_OK(cf_map_close(it));
     ASSERT_OK(cf_executor_free(ex));
-    ASSERT_EQ(ctx_runs(c, 0), 1);
+    check_runs(c, 0, 1, 1);
     ASSERT_LE(ctx_runs(c, 1), 1);
     ASSERT_LE(ctx_runs(c, 2), 1);
-    for (int i = 3; i < 8; i++)
-        ASSERT_EQ(ctx_runs(c, i), 0);
+    check_runs(c, 3, 8, 0);
     ctx_free(c);
 }
 
@@ -732,10 +743,8 @@ POOL_TEST(map_buffersize_close_without_next_runs_only_the_first) {
     ASSERT_OK(cf_map_close(it));
     gate_open(&c->block);
     ASSERT_OK(cf_executor_free(ex));
-    ASSERT_EQ(ctx_runs(c, 0), 1);
-    ASSERT_EQ(ctx_runs(c, 1), 1);
-    for (int i = 2; i < 8; i++)
-        ASSERT_EQ(ctx_runs(c, i), 0);
+    check_runs(c, 0, 2, 1);
+    check_runs(c, 2, 8, 0);
     ctx_free(c);
 }
 
@@ -775,8 +784,7 @@ POOL_TEST(map_buffersize_invalid_is_einval_and_submits_nothing) {
                   CF_EINVAL);
     ASSERT_TRUE(it == not_written);
     ASSERT_OK(cf_executor_free(ex));
-    for (int i = 0; i < 3; i++)
-        ASSERT_EQ(ctx_runs(c, i), 1);
+    check_runs(c, 0, 3, 1);
     ctx_free(c);
 }
 
@@ -796,18 +804,9 @@ POOL_TEST(map_buffersize_timeout_counts_from_the_map_call) {
     gate_wait(&c->block_started); /* so item 0's future is finished */
     let_time_pass(t0, timeout);
     expect_int(it, 7);
-    double t1 = test_now();
-    const cf_error *e = expect_failure(it, CF_TIMEOUT);
-    ASSERT_TRUE(test_now() - t1 < timeout);
-    check_error(e, CF_TIMEOUT, "TimeoutError", NULL);
-    expect_stop(it);
-    gate_open(&c->block);
-    ASSERT_OK(cf_executor_free(ex)); /* whatever was not cancelled runs */
-    ASSERT_OK(cf_map_close(it));
-    ASSERT_EQ(ctx_runs(c, 0), 1);
-    ASSERT_EQ(ctx_runs(c, 1), 1);
-    for (int i = 2; i < 6; i++)
-        ASSERT_EQ(ctx_runs(c, i), 0);
+    expect_late_timeout_then_free(c, ex, it, timeout);
+    check_runs(c, 0, 2, 1);
+    check_runs(c, 2, 6, 0);
     ctx_free(c);
 }
 
@@ -862,8 +861,7 @@ TEST(map_buffersize_exact_submissions_on_a_keeping_executor) {
     ASSERT_EQ(refuser_count(&r), N);
     ASSERT_OK(cf_map_close(it));
     ASSERT_OK(cf_executor_free(ex));
-    for (int i = 0; i < N; i++)
-        ASSERT_EQ(ctx_runs(c, i), 1);
+    check_runs(c, 0, N, 1);
     ctx_free(c);
 }
 
@@ -890,8 +888,7 @@ TEST(map_buffersize_error_submits_exactly_one_more) {
     ASSERT_OK(cf_executor_free(ex));
     ASSERT_STATUS(r.ended[3], CF_CANCELLED);
     ASSERT_STATUS(r.ended[4], CF_CANCELLED);
-    for (int i = 3; i < 8; i++)
-        ASSERT_EQ(ctx_runs(c, i), 0);
+    check_runs(c, 3, 8, 0);
     ctx_free(c);
 }
 
@@ -914,8 +911,7 @@ TEST(map_buffersize_timed_out_next_submits_then_cancels) {
     ASSERT_OK(cf_executor_free(ex));
     ASSERT_STATUS(r.ended[0], CF_CANCELLED);
     ASSERT_STATUS(r.ended[1], CF_CANCELLED);
-    for (int i = 0; i < 4; i++)
-        ASSERT_EQ(ctx_runs(c, i), 0);
+    check_runs(c, 0, 4, 0);
     ctx_free(c);
 }
 
@@ -943,9 +939,8 @@ TEST(map_buffersize_refused_submit_ends_the_iteration) {
     ASSERT_OK(cf_executor_free(ex));
     ASSERT_STATUS(r.ended[1], CF_OK);
     ASSERT_STATUS(r.ended[2], CF_CANCELLED);
-    ASSERT_EQ(ctx_runs(c, 1), 1);
-    for (int i = 2; i < 6; i++)
-        ASSERT_EQ(ctx_runs(c, i), 0);
+    check_runs(c, 1, 2, 1);
+    check_runs(c, 2, 6, 0);
     ctx_free(c);
 }
 
