@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 int count_threads(void) {
@@ -269,6 +270,17 @@ cf_value hand_made_buffer(cf_type type, const char *s, size_t len) {
     "A process in the process pool was terminated abruptly while the "        \
     "future was running or pending. ("
 
+pid_t fork_dying_with_test(void) {
+    pid_t test = getpid(), child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != test)
+            _exit(1);
+    }
+    return child;
+}
+
 cf_executor *ppool(int max_workers, int max_tasks) {
     cf_process_pool_options o;
     cf_executor *ex = NULL;
@@ -299,6 +311,16 @@ void check_broken(cf_future *f, const char *detail) {
     ASSERT_TRUE(strncmp(m, BROKEN_PREFIX, strlen(BROKEN_PREFIX)) == 0);
     if (!strstr(m, detail))
         test_fail(__FILE__, __LINE__, "\"%s\" does not say \"%s\"", m, detail);
+}
+
+void check_task_breaks_pool(cf_fn task, const char *detail) {
+    cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
+    cf_future *f, *g;
+    ASSERT_OK(cf_submit(ex, task, NULL, 0, &f));
+    check_broken(f, detail);
+    ASSERT_STATUS(cf_submit(ex, task_getpid, NULL, 0, &g), CF_BROKEN);
+    ASSERT_OK(cf_executor_free(ex));
+    ASSERT_OK(cf_future_release(f));
 }
 
 void task_getpid(cf_call *call) {

@@ -18,6 +18,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* ---- Threads ----------------------------------------------------------- */
 
@@ -100,6 +101,10 @@ cf_value hand_made_buffer(cf_type type, const char *s, size_t len);
 
 /* ---- Process pools ------------------------------------------------------ */
 
+/* fork() for a child that dies with the test (PR_SET_PDEATHSIG), should the
+ * test fail first: 0 in the child, its pid in the test. */
+pid_t fork_dying_with_test(void);
+
 /* A process pool of max_workers (CF_DEFAULT_WORKERS allowed) with this
  * max_tasks_per_child (CF_UNLIMITED_TASKS allowed). */
 cf_executor *ppool(int max_workers, int max_tasks);
@@ -108,6 +113,10 @@ int64_t run_int(cf_executor *ex, cf_fn fn, const cf_value *args, size_t nargs);
 /* Checks f fails, within LONG, as a broken process pool whose message (the
  * Python one, then the detail in parentheses) contains detail. */
 void check_broken(cf_future *f, const char *detail);
+/* Runs task on a process pool of one: the call fails as a broken pool
+ * whose detail contains detail, later submits are refused with
+ * CF_BROKEN, and free returns. */
+void check_task_breaks_pool(cf_fn task, const char *detail);
 /* Returns the worker's pid (arg0 false or absent) or its parent's, the
  * fork server's (true). */
 void task_getpid(cf_call *call);

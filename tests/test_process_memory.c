@@ -58,12 +58,8 @@ static void task_echo(cf_call *call) {
 /* Runs body in a child process (dying with the test), which ends with
  * _exit(0) unless an assertion fails there; checks that it did. */
 static void in_child(void (*body)(const void *), const void *ctx) {
-    pid_t test = getpid(), child = fork();
-    ASSERT_GE(child, 0);
+    pid_t child = fork_dying_with_test();
     if (child == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != test)
-            _exit(1);
         body(ctx);
         _exit(0);
     }

@@ -593,30 +593,17 @@ static void task_unasked_reply(cf_call *call) {
     write_reply_then_wait(frame, sizeof frame);
 }
 
-/* Runs task, whose worker sends a bad reply, on a pool of one: the running
- * call fails with a broken-pool error ending in detail, and later submits
- * are refused. */
-static void check_bad_reply_breaks(cf_fn task, const char *detail) {
-    cf_executor *ex = ppool(1, CF_UNLIMITED_TASKS);
-    cf_future *f, *g;
-    ASSERT_OK(cf_submit(ex, task, NULL, 0, &f));
-    check_broken(f, detail);
-    ASSERT_STATUS(cf_submit(ex, task_getpid, NULL, 0, &g), CF_BROKEN);
-    ASSERT_OK(cf_executor_free(ex));
-    ASSERT_OK(cf_future_release(f));
-}
-
 /* A reply the parent cannot decode breaks the pool, as an unpicklable
  * result does in Python. clause: process-pool.corrupt-frame */
 TEST(process_pool_corrupt_reply_breaks_pool) {
-    check_bad_reply_breaks(task_corrupt_reply, "could not be decoded)");
+    check_task_breaks_pool(task_corrupt_reply, "could not be decoded)");
 }
 
 /* A reply that decodes but answers no call sent to that worker breaks the
  * pool too: nothing it says can be trusted to belong to any future.
  * clause: process-pool.corrupt-frame */
 TEST(process_pool_unasked_reply_breaks_pool) {
-    check_bad_reply_breaks(task_unasked_reply,
+    check_task_breaks_pool(task_unasked_reply,
                            "sent a reply nobody asked for)");
 }
 
@@ -697,13 +684,8 @@ TEST(process_pool_parent_death_ends_workers) {
         snprintf(name, sizeof name, "orphan-pids-%d", i);
         snprintf(report[i], sizeof report[i], "%s", in_folder(name));
     }
-    pid_t test = getpid(), child = fork();
-    ASSERT_GE(child, 0);
+    pid_t child = fork_dying_with_test();
     if (child == 0) {
-        /* Dies with the test, should the test fail first. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != test)
-            _exit(1);
         cf_executor *ex = ppool(2, CF_UNLIMITED_TASKS);
         for (int i = 0; i < 2; i++) {
             cf_value args[2] = {str_value(report[i]), str_value(g[i].path)};
