@@ -943,7 +943,11 @@ CF_EXTERN const char *cf_current_thread_name(void);
  * in a library dlopen'ed after the pool was made does not exist in the
  * workers. Likewise a worker sees the program's memory as it was when the
  * pool was made, and nothing it writes comes back except the call's
- * outcome.
+ * outcome. That image holds a copy of the pool itself, without its threads:
+ * a task that calls its pool or one of the parent's futures through a
+ * pointer (Python: "Calling Executor or Future methods from a callable
+ * submitted to a ProcessPoolExecutor will result in deadlock") waits
+ * forever, as in CPython.
  *
  * What crosses: arguments and results of type NONE, BOOL, INT, DOUBLE,
  * BYTES and STR (up to 4 GiB encoded). A PTR argument or result fails that

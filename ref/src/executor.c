@@ -137,27 +137,38 @@ bool cf__reserved_unset(void *const *reserved, size_t n) {
     return true;
 }
 
-cf_status cf_executor_new(const cf_executor_ops *ops, void *self,
-                          cf_executor **out) {
-    if (!ops || !ops->submit || !ops->shutdown || !out ||
-        !CF__RESERVED_UNSET(ops))
-        return CF_EINVAL;
-    pthread_once(&registry_once, registry_init);
+cf_executor *cf__executor_alloc(const cf_executor_ops *ops, void *self) {
     cf_executor *ex = aligned_alloc(_Alignof(cf_executor), sizeof *ex);
     if (!ex)
-        return CF_NOMEM;
+        return NULL;
     memset(ex, 0, sizeof *ex);
     ex->ops = ops;
     ex->self = self;
     atomic_init(&ex->shutdown, false);
     atomic_init(&ex->refs, HOLDER);
     atomic_init(&ex->runs_chunks, false);
+    return ex;
+}
+
+void cf__executor_register(cf_executor *ex) {
+    pthread_once(&registry_once, registry_init);
     pthread_mutex_lock(&registry_lock);
     ex->next = registry;
     if (registry)
         registry->prev = ex;
     registry = ex;
     pthread_mutex_unlock(&registry_lock);
+}
+
+cf_status cf_executor_new(const cf_executor_ops *ops, void *self,
+                          cf_executor **out) {
+    if (!ops || !ops->submit || !ops->shutdown || !out ||
+        !CF__RESERVED_UNSET(ops))
+        return CF_EINVAL;
+    cf_executor *ex = cf__executor_alloc(ops, self);
+    if (!ex)
+        return CF_NOMEM;
+    cf__executor_register(ex);
     *out = ex;
     return CF_OK;
 }

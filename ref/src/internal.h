@@ -285,6 +285,13 @@ bool cf__reserved_unset(void *const *reserved, size_t n);
     cf__reserved_unset((s)->reserved,                                         \
                        sizeof(s)->reserved / sizeof(s)->reserved[0])
 
+/* cf_executor_new in two steps, for a pool whose worker processes must
+ * find the executor in their copy of the program (a task calling its own
+ * pool then meets a copy without threads: the documented deadlock, as in
+ * CPython): an executor not yet listed for the exit-time wait (free() it
+ * if the pool fails), then listed once the pool is ready. */
+cf_executor *cf__executor_alloc(const cf_executor_ops *ops, void *self);
+void cf__executor_register(cf_executor *ex);
 /* The executor's own state if ops is its table (it is that kind of
  * executor), else NULL. */
 void *cf__executor_self(const cf_executor *ex, const cf_executor_ops *ops);

@@ -307,8 +307,12 @@ cf_status cf_process_pool_new(const cf_process_pool_options *options,
     if (!out || !options_valid(o))
         return CF_EINVAL;
     struct process_pool *p = calloc(1, sizeof *p);
-    if (!p)
+    /* made before the fork server, so that it is in every worker's image */
+    cf_executor *ex = p ? cf__executor_alloc(&process_pool_ops, p) : NULL;
+    if (!ex) {
+        free(p);
         return CF_NOMEM;
+    }
     cf_status st = pool_prepare(p, o);
     if (st == CF_OK)
         st = cf__pool_sync_init(&p->lock, &p->join_lock, &p->cond);
@@ -322,15 +326,14 @@ cf_status cf_process_pool_new(const cf_process_pool_options *options,
     st = start_manager(p);
     if (st != CF_OK)
         goto err_destroy_sync;
-    st = cf_executor_new(&process_pool_ops, p, out);
-    if (st == CF_OK) {
-        cf_executor_set_chunked(*out);
-        return CF_OK;
-    }
-    pool_shutdown(p, true, false);
+    cf_executor_set_chunked(ex);
+    cf__executor_register(ex);
+    *out = ex;
+    return CF_OK;
 err_destroy_sync:
     destroy_sync(p);
 err_free_memory:
     free_pool_memory(p);
+    free(ex);
     return st;
 }
