@@ -1,0 +1,110 @@
+# check.cmake -- the tests of cf-scenario itself (conformance/CMakeLists.txt):
+#   cmake -DDRIVER=cf-scenario -DMODE=bad -DFILE=x.scenario -P check.cmake
+#   cmake -DDRIVER=cf-scenario -DMODE=<case> -DTESTS=<this folder> -P ...
+# MODE=bad: the file must be refused (exit 2) with exactly the message of
+# its "# error: LINE:COL: message" comment, prefixed by its path, and
+# nothing run. Other modes: see each case below.
+
+# Runs the driver with the given arguments; sets rc, out, err.
+macro(run_driver)
+    execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                    ERROR_VARIABLE err)
+endmacro()
+
+function(fail what)
+    message(FATAL_ERROR "${what}\n--- exit: ${rc}\n--- stdout:\n${out}\n"
+                        "--- stderr:\n${err}")
+endfunction()
+
+function(expect_rc want)
+    if(NOT rc STREQUAL "${want}")
+        fail("expected exit status ${want}")
+    endif()
+endfunction()
+
+function(expect_in text where)
+    string(FIND "${${where}}" "${text}" at)
+    if(at EQUAL -1)
+        fail("expected in ${where}: ${text}")
+    endif()
+endfunction()
+
+if(MODE STREQUAL "bad")
+    # read as a string, not a list: a message may hold a ';'
+    file(READ "${FILE}" text)
+    if(NOT text MATCHES "^# error: ([^\n]*)\n")
+        message(FATAL_ERROR "${FILE}: needs a first line "
+                            "'# error: LINE:COL: message'")
+    endif()
+    set(want "${CMAKE_MATCH_1}")
+    run_driver(${DRIVER} "${FILE}")
+    expect_rc(2)
+    if(NOT err STREQUAL "${FILE}:${want}\n")
+        fail("expected exactly: ${FILE}:${want}")
+    endif()
+    if(NOT out STREQUAL "")
+        fail("a malformed file must run nothing")
+    endif()
+elseif(MODE STREQUAL "wrong-expectation")
+    set(f ${TESTS}/fail/wrong-expectation.scenario)
+    run_driver(${DRIVER} ${f})
+    expect_rc(1)
+    expect_in("${f}:7: expected 2, got 1\n" err)
+    expect_in("8: done f => True\n" out) # the run went on after it
+    expect_in("FAIL ${f} (thread)\n" out)
+    expect_in("1 runs: 0 passed, 1 failed\n" out)
+elseif(MODE STREQUAL "trace-only")
+    set(f ${TESTS}/fail/wrong-expectation.scenario)
+    run_driver(${DRIVER} --trace-only ${f})
+    expect_rc(0)
+    expect_in("7: result f => 1\n" out)
+    expect_in("# end\n" out)
+elseif(MODE STREQUAL "hang")
+    set(f ${TESTS}/fail/hang.scenario)
+    run_driver(${DRIVER} --timeout 2 ${f})
+    expect_rc(1)
+    expect_in("${f}:6: hung at: await never" err)
+elseif(MODE STREQUAL "crash")
+    set(f ${TESTS}/fail/crash.scenario)
+    run_driver(${CMAKE_COMMAND} -E env CF_SCENARIO_TEST_KILL_LINE=7
+               ${DRIVER} --timeout 20 ${f})
+    expect_rc(1)
+    expect_in("${f}:7: the scenario's process was killed by signal 9 while running: result a\n" err)
+    expect_in("FAIL ${f} (thread)\n" out)
+    expect_in("FAIL ${f} (process)\n" out)
+elseif(MODE STREQUAL "deadlock-missed")
+    set(f ${TESTS}/fail/deadlock-missed.scenario)
+    run_driver(${DRIVER} ${f})
+    expect_rc(1)
+    expect_in("${f}:4: deadlock not reproduced: {a} finished\n" err)
+elseif(MODE STREQUAL "many-files")
+    # every malformed file is reported, and nothing runs, not even the
+    # good one
+    set(good ${TESTS}/good/with.scenario)
+    set(b1 ${TESTS}/bad/unknown-verb.scenario)
+    set(b2 ${TESTS}/bad/undefined-name.scenario)
+    run_driver(${DRIVER} ${good} ${b1} ${b2})
+    expect_rc(2)
+    expect_in("${b1}:" err)
+    expect_in("${b2}:" err)
+    if(NOT out STREQUAL "")
+        fail("nothing may run when a file is malformed")
+    endif()
+    # a folder is searched recursively, in sorted order
+    run_driver(${DRIVER} --pool thread --quiet ${TESTS}/good)
+    expect_rc(0)
+    if(out MATCHES "PASS")
+        fail("--quiet prints only failures and the summary")
+    endif()
+    expect_in(" runs: " out)
+    run_driver(${DRIVER} --pool nowhere ${good})
+    expect_rc(2)
+elseif(MODE STREQUAL "help")
+    run_driver(${DRIVER} --help)
+    expect_rc(0)
+    foreach(opt --pool --trace-only --timeout --quiet --help)
+        expect_in("${opt}" out)
+    endforeach()
+else()
+    message(FATAL_ERROR "check.cmake: unknown MODE '${MODE}'")
+endif()
