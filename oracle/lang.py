@@ -970,13 +970,16 @@ class _Parser(object):
         self.deadlock_words = None
         for n, raw in enumerate(lines, 1):
             self.line = n
+            if '\0' in raw:
+                raise FileError(self.sc.path, n, raw.index('\0') + 1,
+                                'a NUL character')
             try:
                 self.one_line(raw)
             except ParseError as e:
                 raise FileError(self.sc.path, n, e.col, e.msg)
         sc = self.sc
         if sc.clauses is None:
-            raise FileError(sc.path, 1, 1, "the 'clauses:' header is missing")
+            raise FileError(sc.path, 1, 1, "the header needs 'clauses:'")
         for name, line, col in self.program_futures:
             if sc.kinds.get(name) != 'future':
                 raise FileError(sc.path, line, col, "'%s' is not a future of "
@@ -1004,6 +1007,9 @@ class _Parser(object):
         if m:
             self.header(s, m, col0)
             return
+        if self.sc.clauses is None:
+            raise ParseError(col0, "the header needs 'clauses:' before the "
+                             'first statement')
         self.statement(s, col0)
 
 

@@ -727,6 +727,12 @@ static bool stmt_iter(parser *p, const args *a, sc_stmt *s) {
         !check_options(p, a, sc_verb_name(s->verb), none))
         return false;
     s->name = name_use(p, &a->pos[0], false);
+    if (s->name >= 0 && s->verb == SC_CLOSE &&
+        p->sc->kinds[s->name] != SC_KIND_MAP)
+        return err(p, a->pos[0].off,
+                   "'%.*s' is an as_completed iterator: close is for map "
+                   "iterators",
+                   (int)a->pos[0].wlen, a->pos[0].word);
     return s->name >= 0;
 }
 
