@@ -592,7 +592,10 @@ typedef struct cf_executor cf_executor;
  *          may be NULL when nargs is 0).
  * out:     a new reference to the call's PENDING future.
  * Returns: CF_OK; CF_SHUTDOWN after shutdown (or once process exit began);
- *          CF_BROKEN if the executor is broken; CF_EAGAIN if no worker could
+ *          CF_BROKEN if the executor is broken (a thread or process pool
+ *          broken before its shutdown says so first, as Python's submit
+ *          raises BrokenThreadPool / BrokenProcessPool before "cannot
+ *          schedule new futures after shutdown"); CF_EAGAIN if no worker could
  *          be started; CF_NOMEM; CF_EINVAL (NULL ex, fn or out; NULL args
  *          with nargs > 0; an argument cf_value_copy refuses). On failure
  *          nothing was scheduled, and cf_last_error() says why.

@@ -32,6 +32,9 @@ struct cf_executor {
     atomic_bool shutdown;
     bool visited;            /* by the exit handler */
     atomic_bool runs_chunks; /* cf_map groups items into chunks */
+    /* its submit refuses after shutdown itself: cf__executor_checks_shutdown
+     * (set once, before anyone else has the executor) */
+    bool checks_shutdown;
     struct cf_executor *prev, *next;
     /* HOLDERs and WORKs. Every submit and every work's end writes it: on a
      * cache line of its own, away from what every submit reads. */
@@ -180,6 +183,10 @@ cf_status cf_executor_set_chunked(cf_executor *ex) {
     return CF_OK;
 }
 
+void cf__executor_checks_shutdown(cf_executor *ex) {
+    ex->checks_shutdown = true;
+}
+
 bool cf__executor_runs_chunks(const cf_executor *ex) {
     return atomic_load_explicit(&ex->runs_chunks, memory_order_relaxed);
 }
@@ -258,7 +265,7 @@ cf_status cf_submit(cf_executor *ex, cf_fn fn, const cf_value *args,
                          : !fn  ? "fn"
                          : !out ? "out"
                                 : "args");
-    if (atomic_load(&ex->shutdown) || cf__exiting())
+    if ((atomic_load(&ex->shutdown) && !ex->checks_shutdown) || cf__exiting())
         return cf__refuse_by_status(CF_SHUTDOWN);
     cf_status st = make_work(ex, fn, args, nargs, &f);
     if (st == CF_EINVAL)

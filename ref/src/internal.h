@@ -297,6 +297,12 @@ void cf__executor_register(cf_executor *ex);
 void *cf__executor_self(const cf_executor *ex, const cf_executor_ops *ops);
 /* True once the atexit wait began: submits are refused from then on. */
 bool cf__exiting(void);
+/* For the library's own pools, whose submit refuses work after shutdown
+ * itself, naming a broken pool's error first, as Python's pools raise
+ * BrokenThreadPool / BrokenProcessPool before "cannot schedule new futures
+ * after shutdown": cf_submit then leaves the check to ops->submit. Call
+ * before the executor is given out. */
+void cf__executor_checks_shutdown(cf_executor *ex);
 /* Set by cf_executor_set_chunked: cf_map sends ex its items in chunks. */
 bool cf__executor_runs_chunks(const cf_executor *ex);
 /* A work the executor took has ended (work.c): drops its reference. */

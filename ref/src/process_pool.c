@@ -327,6 +327,7 @@ cf_status cf_process_pool_new(const cf_process_pool_options *options,
     if (st != CF_OK)
         goto err_destroy_sync;
     cf_executor_set_chunked(ex);
+    cf__executor_checks_shutdown(ex);
     cf__executor_register(ex);
     *out = ex;
     return CF_OK;

@@ -468,8 +468,10 @@ cf_status cf_thread_pool_new(const cf_thread_pool_options *options,
     if (st != CF_OK)
         goto err_free_options;
     st = cf_executor_new(&thread_pool_ops, p, out);
-    if (st == CF_OK)
+    if (st == CF_OK) {
+        cf__executor_checks_shutdown(*out);
         return CF_OK;
+    }
     cf__pool_sync_destroy(&p->lock, &p->join_lock, &p->work_cond);
 err_free_options:
     free_pool_memory(p);
