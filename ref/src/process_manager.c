@@ -757,14 +757,16 @@ static void settle_workers(struct process_pool *p) {
 /* ---- the manager thread ----------------------------------------------- */
 
 /* True once the pool is shut down, drained, and every process is gone;
- * closes idle workers' sockets once nothing is left to run. */
+ * closes idle workers' sockets once nothing is left to run -- not while a
+ * call sent ahead still waits behind a busy worker, which an idle one
+ * takes back (dispatch). */
 static bool manager_done(struct process_pool *p) {
     if (p->finished)
         return true;
     pthread_mutex_lock(&p->lock);
     bool drained = p->shutdown && !p->queue.head;
     pthread_mutex_unlock(&p->lock);
-    if (!drained)
+    if (!drained || busiest(p))
         return false;
     for (size_t i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
