@@ -417,6 +417,100 @@ TEST(process_pool_pending_is_cancellable) {
     release_all((cf_future *[]){running, queued}, 2);
 }
 
+/* ---- start order ------------------------------------------------------ */
+
+/* arg0: a gate; returns whether it opens within LONG. */
+static void task_gate_opens(cf_call *call) {
+    gate g;
+    bool opens = gate_arg(call, 0, &g) && gate_wait_for(&g, LONG);
+    cf_return(call, cf_bool(opens));
+}
+
+/* Two workers, busy with a and b, and both idle before (so that the calls
+ * sent ahead alternate between them, a's first). */
+static cf_executor *two_busy_workers(gate *a_go, gate *b_go, cf_future **a,
+                                     cf_future **b) {
+    cf_executor *ex = ppool(2, CF_UNLIMITED_TASKS);
+    gate started[2], go;
+    cf_future *warm[2];
+    gate_init(&go);
+    for (int i = 0; i < 2; i++) {
+        gate_init(&started[i]);
+        warm[i] = submit_gated(ex, &started[i], &go, i);
+    }
+    for (int i = 0; i < 2; i++)
+        gate_wait(&started[i]);
+    gate_open(&go);
+    for (int i = 0; i < 2; i++)
+        check_int_soon(warm[i], i);
+    release_all(warm, 2);
+    gate_init(&started[0]);
+    gate_init(&started[1]);
+    gate_init(a_go);
+    gate_init(b_go);
+    *a = submit_gated(ex, &started[0], a_go, 1);
+    gate_wait(&started[0]);
+    *b = submit_gated(ex, &started[1], b_go, 2);
+    gate_wait(&started[1]);
+    return ex;
+}
+
+/* Calls start in submission order, as from Python's one call queue: s[0],
+ * sent ahead behind a (which blocks), is not passed by the later calls
+ * sent ahead to b's worker; once b is done that worker takes s[0] from
+ * behind a, so c, which waits for s[0] to have run, finishes (it waited
+ * forever when the free worker ran its own calls first).
+ * clause: process-pool.start-order */
+TEST(process_pool_calls_start_in_submission_order) {
+    gate a_go, b_go, s0_ran;
+    cf_future *a, *b, *s[7], *c;
+    cf_executor *ex = two_busy_workers(&a_go, &b_go, &a, &b);
+    gate_init(&s0_ran);
+    s[0] = submit_gated(ex, &s0_ran, NULL, 10);
+    for (int i = 1; i < 7; i++)
+        s[i] = submit_gated(ex, NULL, NULL, 10 + i);
+    cf_value arg = gate_value(&s0_ran);
+    ASSERT_OK(cf_submit(ex, task_gate_opens, &arg, 1, &c));
+    gate_open(&b_go);
+    check_int_soon(b, 2);
+    cf_value v;
+    ASSERT_OK(cf_future_result(c, LONG, &v));
+    ASSERT_TRUE(v.type == CF_TYPE_BOOL && v.as.b);
+    for (int i = 0; i < 7; i++)
+        check_int_soon(s[i], 10 + i);
+    ASSERT_TRUE(cf_future_running(a));
+    gate_open(&a_go);
+    check_int_soon(a, 1);
+    ASSERT_OK(cf_executor_free(ex));
+    release_all(s, 7);
+    release_all((cf_future *[]){a, b, c}, 3);
+}
+
+/* A cancelled call sent ahead behind a call that blocks holds nothing
+ * back: the calls after it run on the other worker.
+ * clause: process-pool.start-order */
+TEST(process_pool_cancelled_call_does_not_hold_back_later_ones) {
+    gate a_go, b_go;
+    cf_future *a, *b, *s[4];
+    cf_executor *ex = two_busy_workers(&a_go, &b_go, &a, &b);
+    for (int i = 0; i < 4; i++)
+        s[i] = submit_gated(ex, NULL, NULL, 10 + i);
+    ASSERT_TRUE(cf_future_cancel(s[0])); /* behind a */
+    ASSERT_TRUE(cf_future_cancel(s[2])); /* behind a */
+    gate_open(&b_go);
+    check_int_soon(b, 2);
+    check_int_soon(s[1], 11);
+    check_int_soon(s[3], 13);
+    check_cancelled(s[0]);
+    check_cancelled(s[2]);
+    ASSERT_TRUE(cf_future_running(a));
+    gate_open(&a_go);
+    check_int_soon(a, 1);
+    ASSERT_OK(cf_executor_free(ex));
+    release_all(s, 4);
+    release_all((cf_future *[]){a, b}, 2);
+}
+
 /* ---- initializer ----------------------------------------------------------
  */
 

@@ -1018,8 +1018,13 @@ CF_EXTERN const char *cf_current_thread_name(void);
  *
  * How calls reach workers: up to 32 calls are sent ahead to each worker,
  * so that a stream of short calls never waits for a round trip between
- * them, and a worker left idle takes back a call still waiting at a busier
- * one; calls start in the order they were submitted. A call sent ahead is
+ * them. Calls still start in the order they were submitted, as from
+ * Python's one call queue: a call never starts while an older one, still
+ * pending and not cancelled, has not started, and a worker left idle gets
+ * the oldest pending call, taking it back from a busier worker if it was
+ * sent ahead there. (A worker about to start a call while an older one
+ * waits at another worker waits up to 50 µs for that one to start, then
+ * hands its own call back to the pool.) A call sent ahead is
  * still PENDING: the worker starts it only after claiming it through a
  * word in memory the pool shares with its workers, and cf_future_cancel
  * wins or loses that same race, so it returns true exactly when the call

@@ -308,16 +308,32 @@ bool cf__future_set_claim(cf_future *f, atomic_uint *claim) {
 bool cf__future_move_claim(cf_future *f, atomic_uint *to) {
     struct stripe *s = lock_future(f);
     unsigned queued = CF__CLAIM_QUEUED;
-    bool moved = f->state == CF__PENDING && f->claim &&
-                 atomic_compare_exchange_strong_explicit(
-                     f->claim, &queued, CF__CLAIM_REVOKED,
-                     memory_order_acq_rel, memory_order_acquire);
-    if (moved) {
-        atomic_store_explicit(to, CF__CLAIM_QUEUED, memory_order_release);
+    /* The new word is QUEUED before the old one is revoked, so that a
+     * worker looking for older queued calls (process_worker.c) never sees
+     * the call in neither. */
+    bool moved = f->state == CF__PENDING && f->claim;
+    if (moved)
+        atomic_store(to, CF__CLAIM_QUEUED);
+    moved = moved && atomic_compare_exchange_strong(f->claim, &queued,
+                                                    CF__CLAIM_REVOKED);
+    if (moved)
         f->claim = to;
-    }
+    else
+        atomic_store(to, 0);
     unlock_stripe(s);
     return moved;
+}
+
+bool cf__future_unclaim(cf_future *f) {
+    struct stripe *s = lock_future(f);
+    unsigned queued = CF__CLAIM_QUEUED;
+    bool taken =
+        f->state == CF__PENDING && f->claim &&
+        atomic_compare_exchange_strong(f->claim, &queued, CF__CLAIM_REVOKED);
+    if (taken)
+        f->claim = NULL;
+    unlock_stripe(s);
+    return taken;
 }
 
 cf_status cf__future_finish(cf_future *f, cf_value *value, cf_error *error,

@@ -130,8 +130,10 @@ struct cf_future {
     unsigned char state;    /* enum cf__state */
     bool notified;          /* set_running_or_notify_cancel saw CANCELLED */
     atomic_bool work_ended; /* the executor's reference is gone */
-    cf_value value;         /* FINISHED without error */
-    cf_error *error;        /* FINISHED with error */
+    /* A process pool's submission order, modulo 2^32 (cf__seq_before). */
+    uint32_t seq;
+    cf_value value;                 /* FINISHED without error */
+    cf_error *error;                /* FINISHED with error */
     struct cf__callback *callbacks; /* newest first */
     struct cf__waiter_node *waiters;
     /* The call, for futures made by cf_submit. */
@@ -153,6 +155,12 @@ struct cf_future {
 };
 
 #define CF__FUTURE_MAGIC 0x63667574u /* "cfut" */
+
+/* Whether sequence number a comes before b, modulo 2^32 (the calls
+ * compared are fewer than 2^31 submissions apart). */
+static inline bool cf__seq_before(uint32_t a, uint32_t b) {
+    return (int32_t)(a - b) < 0;
+}
 
 /* A PENDING future with room for nargs arguments (set to None); one
  * reference. NULL when out of memory. */
@@ -197,6 +205,10 @@ bool cf__future_set_claim(cf_future *f, atomic_uint *claim);
  * QUEUED; false (nothing changed) if f is no longer PENDING or its worker
  * claimed it. */
 bool cf__future_move_claim(cf_future *f, atomic_uint *to);
+/* Takes f's call back from its worker to queue it again: revokes its word
+ * and forgets it; false (nothing changed) if f is no longer PENDING or its
+ * word is not QUEUED (it was cancelled). */
+bool cf__future_unclaim(cf_future *f);
 /* Links node into the future's waiters unless it is done: then returns true
  * and sets *raised to whether it finished with an error. */
 bool cf__future_add_waiter(cf_future *f, struct cf__waiter_node *node,
@@ -337,7 +349,8 @@ enum cf__outcome {
     CF__OUT_ERROR,       /* the call raised an error */
     CF__OUT_INIT_FAILED, /* the initializer raised; the worker exits */
     CF__OUT_SKIPPED,     /* the call was cancelled or revoked: not run */
-    CF__OUT_WAKE         /* nothing: outcomes wait in shared memory */
+    CF__OUT_WAKE,        /* nothing: outcomes wait in shared memory */
+    CF__OUT_DEFERRED     /* not run, for an older call waits: handed back */
 };
 
 /* The slot of an outcome that answers no call. */
@@ -384,8 +397,9 @@ cf_status cf__parse_task(const void *payload, size_t len, uint32_t *slot,
 int cf__outcome_length_check(const unsigned char *payload, size_t have,
                              size_t len, uint32_t *slot);
 /* Decodes an outcome payload: its *slot and *kind, *value for
- * CF__OUT_VALUE, *error (the caller's; NULL for CF__OUT_SKIPPED and
- * CF__OUT_WAKE) otherwise. CF_EINVAL for a malformed payload, CF_NOMEM. */
+ * CF__OUT_VALUE, *error (the caller's; NULL for CF__OUT_SKIPPED,
+ * CF__OUT_WAKE and CF__OUT_DEFERRED) otherwise. CF_EINVAL for a malformed
+ * payload, CF_NOMEM. */
 cf_status cf__parse_outcome(const void *payload, size_t len, uint32_t *slot,
                             enum cf__outcome *kind, cf_value *value,
                             cf_error **error);

@@ -20,7 +20,8 @@
  *            cf__outcome), then for CF__OUT_VALUE a value, for
  *            CF__OUT_ERROR and CF__OUT_INIT_FAILED a u8 status, then the
  *            type and the message, each a u32 length and its octets;
- *            nothing for CF__OUT_SKIPPED and CF__OUT_WAKE.
+ *            nothing for CF__OUT_SKIPPED, CF__OUT_WAKE and
+ *            CF__OUT_DEFERRED.
  * Decoding checks every length against what is left, so a corrupt or
  * truncated frame is an error (CF_EINVAL), never an overread; trailing
  * octets after the last field are an error too.
@@ -358,7 +359,8 @@ int cf__outcome_length_check(const unsigned char *payload, size_t have,
     if (!read_le(&r, &at, 4) || !read_bytes(&r, &kind, 1))
         return 0;
     *slot = (uint32_t)at;
-    if (kind == CF__OUT_SKIPPED || kind == CF__OUT_WAKE)
+    if (kind == CF__OUT_SKIPPED || kind == CF__OUT_WAKE ||
+        kind == CF__OUT_DEFERRED)
         return len == 5 ? 1 : -1;
     if (kind == CF__OUT_VALUE) {
         if (!read_bytes(&r, &tag, 1))
@@ -416,7 +418,8 @@ cf_status cf__parse_outcome(const void *payload, size_t len, uint32_t *slot,
         }
     } else if (k == CF__OUT_ERROR || k == CF__OUT_INIT_FAILED) {
         st = decode_error(&r, &e);
-    } else if (k == CF__OUT_SKIPPED || k == CF__OUT_WAKE) {
+    } else if (k == CF__OUT_SKIPPED || k == CF__OUT_WAKE ||
+               k == CF__OUT_DEFERRED) {
         st = r.at == r.end ? CF_OK : CF_EINVAL;
     } else {
         st = CF_EINVAL;

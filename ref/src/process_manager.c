@@ -19,8 +19,14 @@
  *
  * Calls: the manager sends up to DEPTH calls ahead to each worker, so that
  * a worker never waits for the manager between short calls (how a call
- * sent ahead is claimed and answered: process_pool.h). A worker left idle
- * takes back (revokes) a call still queued at a busier one. The manager
+ * sent ahead is claimed and answered: process_pool.h). Calls start in the
+ * order they were submitted, as from Python's one call queue (how:
+ * process_pool.h, "Start order"): the manager sends a call to a worker
+ * only if that keeps the worker's ring in submission order (target), puts
+ * a call a worker handed back (CF__OUT_DEFERRED: an older one waited) back
+ * in the queue in order (take_back), and gives a worker left idle the
+ * oldest pending call, taking it back (revoking it) from the worker it was
+ * sent ahead to if it is older than the queue's head (steal). The manager
  * collects outcomes in the order the calls were sent.
  *
  * Sleeping: with nothing to do, the manager first lingers for up to
@@ -58,6 +64,52 @@ static bool can_take(const struct worker *w) {
 /* The call at w's ring position i (0: the oldest). */
 static cf_future **ring_at(struct worker *w, unsigned i) {
     return &w->ring[(w->head + i) % DEPTH];
+}
+
+/* Shows the workers w's ring window, of `count` slots from its head. */
+static void publish_window(struct process_pool *p, const struct worker *w,
+                           unsigned count) {
+    atomic_store(&p->shared->blocks[w->block].window, w->head | count << 8);
+}
+
+/* The manager's `moves` sequence lock, around a move of a call. */
+static void move_begins(struct process_pool *p) {
+    atomic_fetch_add(&p->shared->moves, 1);
+}
+
+static void move_ends(struct process_pool *p) {
+    atomic_fetch_add(&p->shared->moves, 1);
+}
+
+/* Whether f was sent before (and handed back): a call younger than it
+ * was sent. */
+static bool sent_younger(const struct process_pool *p, const cf_future *f) {
+    return p->sent_any && cf__seq_before(f->seq, p->newest_sent);
+}
+
+/* With pool->lock held: shows the workers the queue's head if a call
+ * younger than it was sent (it was handed back), as queue_lo. */
+static void note_queue(struct process_pool *p) {
+    const cf_future *h = p->queue.head;
+    atomic_store(&p->shared->queue_lo,
+                 h && sent_younger(p, h) ? h->seq : QUEUE_LO_NONE);
+}
+
+/* With pool->lock held: queues f again, in submission order. */
+static void requeue(struct process_pool *p, cf_future *f) {
+    struct cf__queue *q = &p->queue;
+    if (!q->head || cf__seq_before(f->seq, q->head->seq)) {
+        cf__queue_push_front(q, f);
+        return;
+    }
+    cf_future *at = q->head;
+    while (at->queue_next && cf__seq_before(at->queue_next->seq, f->seq))
+        at = at->queue_next;
+    f->queue_next = at->queue_next;
+    at->queue_next = f;
+    if (q->tail == at)
+        q->tail = f;
+    q->len++;
 }
 
 /* Closes w's socket and frees its buffers; its calls stay in its ring. */
@@ -239,69 +291,131 @@ static bool push_call(struct process_pool *p, struct worker *w, cf_future *f,
         user_code_ends(p);
         return true;
     }
-    if (fresh && !cf__future_set_claim(f, &cf__pp_slot_at(p, slot)->claim)) {
+    /* its number first, then the window, then the word QUEUED */
+    atomic_store(cf__pp_seq_at(p, slot), f->seq);
+    publish_window(p, w, w->count + 1);
+    if (fresh && !cf__future_set_claim(f, cf__pp_claim_at(p, slot))) {
         w->out.buf.len = start;
         cf_work_release(cf__future_work(f)); /* cancelled while queued */
         return true;
     }
     *ring_at(w, w->count++) = f;
     w->live++;
+    w->last_seq = f->seq;
+    if (!p->sent_any || cf__seq_before(p->newest_sent, f->seq))
+        p->newest_sent = f->seq;
+    p->sent_any = true;
     if (p->max_tasks && ++w->nsent >= p->max_tasks)
         w->state = W_RETIRING;
     return true;
 }
 
 /* Sends a queued call to w; false once the queue is empty (or a call must
- * wait for the manager: see push_call). */
+ * wait for the manager: see push_call). A call handed back, older than one
+ * sent, is sent inside `moves`: the workers see it in the queue (queue_lo)
+ * or in its slot. */
 static bool send_queued(struct process_pool *p, struct worker *w) {
     pthread_mutex_lock(&p->lock);
     cf_future *f = cf__queue_pop(&p->queue);
     pthread_mutex_unlock(&p->lock);
-    return f && push_call(p, w, f, next_slot(w), true);
+    if (!f)
+        return false;
+    bool back = sent_younger(p, f);
+    if (back)
+        move_begins(p);
+    bool sent = push_call(p, w, f, next_slot(w), true);
+    pthread_mutex_lock(&p->lock);
+    note_queue(p);
+    pthread_mutex_unlock(&p->lock);
+    if (back)
+        move_ends(p);
+    return sent;
 }
 
-/* The worker with the most calls sent and not yet claimed, at least one
- * (the oldest of each is taken to be running); NULL if none. */
-static struct worker *busiest(struct process_pool *p) {
+/* The worker a call numbered seq goes to: one with room whose ring it
+ * keeps in submission order (it is younger than all its calls, or it has
+ * none), the one with the fewest calls first; NULL if none. */
+static struct worker *target(struct process_pool *p, uint32_t seq) {
     struct worker *best = NULL;
     for (size_t i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
-        if (w->live >= 2 && (!best || w->live > best->live))
+        if (can_take(w) &&
+            (w->live == 0 || cf__seq_before(w->last_seq, seq)) &&
+            (!best || w->live < best->live))
             best = w;
     }
     return best;
 }
 
-/* Moves the oldest call still queued at the busiest worker to the idle
- * worker w (calls start in the order they were submitted, as from
- * Python's one call queue): false if there is none. */
-static bool steal(struct process_pool *p, struct worker *w) {
-    struct worker *v = busiest(p);
-    for (unsigned k = 1; v && k < v->count; k++) {
-        cf_future **at = ring_at(v, k);
-        size_t slot = next_slot(w);
-        if (!*at ||
-            !cf__future_move_claim(*at, &cf__pp_slot_at(p, slot)->claim))
-            continue; /* moved already, cancelled, or claimed just now */
-        cf_future *f = *at;
-        *at = NULL;
-        v->live--;
-        push_call(p, w, f, slot, false);
-        return true;
-    }
-    return false;
+/* The queue's head's sequence number at *seq; false if it is empty. */
+static bool queue_head_seq(struct process_pool *p, uint32_t *seq) {
+    pthread_mutex_lock(&p->lock);
+    const cf_future *h = p->queue.head;
+    if (h)
+        *seq = h->seq;
+    pthread_mutex_unlock(&p->lock);
+    return h != NULL;
 }
 
-/* Sends queued calls: one to each idle worker first, then round after
- * round to every worker with room. */
-static void send_all_queued(struct process_pool *p) {
-    bool more = true;
-    for (unsigned round = 0; more && round < DEPTH; round++)
-        for (size_t i = 0; more && i < p->nworkers; i++) {
-            struct worker *w = &p->workers[i];
-            if (can_take(w) && w->count <= round)
-                more = send_queued(p, w);
+/* Moves the oldest pending call to the idle worker w if it is queued at
+ * another worker (behind a call that runs, or about to be started there)
+ * rather than in the queue: the oldest pending call goes to an idle
+ * worker, as from Python's one call queue. False if there is none. */
+static bool steal(struct process_pool *p, struct worker *w) {
+    uint32_t queued = 0;
+    bool any = queue_head_seq(p, &queued);
+    for (;;) {
+        struct worker *from = NULL;
+        unsigned pos = 0;
+        for (size_t i = 0; i < p->nworkers; i++) {
+            struct worker *v = &p->workers[i];
+            for (unsigned k = 0; v != w && k < v->count; k++) {
+                cf_future *f = *ring_at(v, k);
+                size_t at = v->block * DEPTH + (v->head + k) % DEPTH;
+                if (!f || (any && !cf__seq_before(f->seq, queued)) ||
+                    atomic_load(cf__pp_claim_at(p, at)) != CF__CLAIM_QUEUED)
+                    continue;
+                if (!from ||
+                    cf__seq_before(f->seq, (*ring_at(from, pos))->seq)) {
+                    from = v;
+                    pos = k;
+                }
+                break; /* the ring's oldest queued call */
+            }
         }
+        if (!from)
+            return false;
+        cf_future **at = ring_at(from, pos);
+        cf_future *f = *at;
+        size_t slot = next_slot(w);
+        move_begins(p);
+        atomic_store(cf__pp_seq_at(p, slot), f->seq);
+        publish_window(p, w, w->count + 1);
+        bool moved = cf__future_move_claim(f, cf__pp_claim_at(p, slot));
+        if (moved) {
+            *at = NULL;
+            from->live--;
+            push_call(p, w, f, slot, false);
+        }
+        move_ends(p);
+        if (moved)
+            return true;
+        /* cancelled or claimed just now: its word is no longer QUEUED */
+    }
+}
+
+/* Sends queued calls, oldest first, each to the worker with the fewest
+ * calls that may take it (target): one to each idle worker first. */
+static void send_all_queued(struct process_pool *p) {
+    pthread_mutex_lock(&p->lock);
+    note_queue(p); /* a shutdown may have emptied the queue */
+    pthread_mutex_unlock(&p->lock);
+    for (;;) {
+        uint32_t seq;
+        struct worker *w = queue_head_seq(p, &seq) ? target(p, seq) : NULL;
+        if (!w || !send_queued(p, w))
+            return;
+    }
 }
 
 /* Sends what it can of what is queued for each worker; true if some of it
@@ -316,8 +430,8 @@ static bool flush_all(struct process_pool *p) {
 }
 
 /* Sends calls to workers in the order they were submitted: an idle worker
- * first takes back a call still waiting behind a busy one (it is older
- * than anything queued), then the queued calls go out. */
+ * first takes back the oldest pending call if it waits at another worker,
+ * then the queued calls go out. */
 static void dispatch(struct process_pool *p) {
     for (size_t i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
@@ -385,6 +499,7 @@ static void add_worker(struct process_pool *p, pid_t pid, int fd) {
         w->block++; /* fewer than max_workers are in use */
     p->blocks_used[w->block] = true;
     atomic_store(&p->shared->blocks[w->block].done, 0);
+    publish_window(p, w, 0);
     /* Up front, so that memory use does not depend on whether the worker
      * ever wakes the manager (cf__pp_stream_read tries again on failure). */
     cf__pp_stream_reserve(&w->in, READ_CHUNK);
@@ -482,6 +597,26 @@ static void complete_call(struct process_pool *p, struct worker *w,
     cf_work_release(cf__future_work(f)); /* done: runs nothing */
 }
 
+/* f, sent to w at ring position pos, was handed back (an older call
+ * waited): queued again in order, queue_lo lowered first, unless it was
+ * cancelled meanwhile. */
+static void take_back(struct process_pool *p, struct worker *w, unsigned pos,
+                      cf_future *f) {
+    uint64_t lo = atomic_load(&p->shared->queue_lo);
+    if (lo == QUEUE_LO_NONE || cf__seq_before(f->seq, (uint32_t)lo))
+        atomic_store(&p->shared->queue_lo, f->seq);
+    if (!cf__future_unclaim(f)) {
+        complete_call(p, w, pos, f, CF__OUT_SKIPPED, NULL, NULL);
+        return;
+    }
+    w->ring[pos] = NULL;
+    w->live--;
+    pthread_mutex_lock(&p->lock);
+    requeue(p, f);
+    note_queue(p);
+    pthread_mutex_unlock(&p->lock);
+}
+
 /* Whether ring position pos of w holds a call sent and not collected. */
 static bool in_ring(const struct worker *w, size_t pos) {
     return pos < DEPTH && (pos + DEPTH - w->head) % DEPTH < w->count;
@@ -504,7 +639,9 @@ static void handle_outcome(struct process_pool *p, struct worker *w,
         return;
     size_t pos = slot - w->block * DEPTH;
     cf_future *f =
-        kind != CF__OUT_SKIPPED && in_ring(w, pos) ? w->ring[pos] : NULL;
+        kind != CF__OUT_SKIPPED && kind != CF__OUT_DEFERRED && in_ring(w, pos)
+            ? w->ring[pos]
+            : NULL;
     if (!f) {
         cf_value_free(value);
         cf__error_free(error);
@@ -563,11 +700,15 @@ static void collect(struct process_pool *p, struct worker *w) {
                            st == CF_NOMEM ? "allocated" : "decoded");
                 return;
             }
-            complete_call(p, w, pos, f, kind, &value, error);
+            if (kind == CF__OUT_DEFERRED)
+                take_back(p, w, pos, f);
+            else
+                complete_call(p, w, pos, f, kind, &value, error);
         }
         w->head = (pos + 1) % DEPTH;
         w->count--;
         w->collected++;
+        publish_window(p, w, w->count);
     }
 }
 
@@ -756,17 +897,34 @@ static void settle_workers(struct process_pool *p) {
 
 /* ---- the manager thread ----------------------------------------------- */
 
+/* Whether a call sent ahead still waits behind another call of its
+ * worker: an idle worker is to take it (steal), so it is not closed. */
+static bool waiting_behind(struct process_pool *p) {
+    for (size_t i = 0; i < p->nworkers; i++) {
+        struct worker *v = &p->workers[i];
+        bool ahead = false;
+        for (unsigned k = 0; k < v->count; k++) {
+            cf_future *f = *ring_at(v, k);
+            size_t at = v->block * DEPTH + (v->head + k) % DEPTH;
+            if (f && ahead &&
+                atomic_load(cf__pp_claim_at(p, at)) == CF__CLAIM_QUEUED)
+                return true;
+            ahead = ahead || f;
+        }
+    }
+    return false;
+}
+
 /* True once the pool is shut down, drained, and every process is gone;
- * closes idle workers' sockets once nothing is left to run -- not while a
- * call sent ahead still waits behind a busy worker, which an idle one
- * takes back (dispatch). */
+ * closes idle workers' sockets once nothing is left to run (no call is
+ * queued, nor waits behind another at its worker). */
 static bool manager_done(struct process_pool *p) {
     if (p->finished)
         return true;
     pthread_mutex_lock(&p->lock);
     bool drained = p->shutdown && !p->queue.head;
     pthread_mutex_unlock(&p->lock);
-    if (!drained || busiest(p))
+    if (!drained || waiting_behind(p))
         return false;
     for (size_t i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
@@ -861,12 +1019,9 @@ static bool linger(struct process_pool *p, unsigned events) {
  * queue empty. */
 static bool manager_may_sleep(struct process_pool *p, unsigned events,
                               bool *at_once) {
-    bool room = false;
-    for (size_t i = 0; i < p->nworkers && !room; i++)
-        room = can_take(&p->workers[i]);
-    pthread_mutex_lock(&p->lock);
-    bool empty = !p->queue.head;
-    pthread_mutex_unlock(&p->lock);
+    uint32_t head = 0;
+    bool empty = !queue_head_seq(p, &head);
+    bool room = !empty && target(p, head);
     if (!empty && room)
         return false;
     *at_once = linger(p, events);

@@ -47,6 +47,7 @@ static cf_status pool_submit(void *self, cf_work *work) {
         p->spawn_errno = 0;
         p->probe = true;
     } else {
+        cf__work_future(work)->seq = p->next_seq++; /* submission order */
         cf__queue_push(&p->queue, cf__work_future(work));
     }
     if (st == CF_OK)
@@ -222,6 +223,7 @@ static cf_status pool_prepare(struct process_pool *p,
     if (shared == MAP_FAILED)
         return CF_NOMEM;
     p->shared = shared;
+    atomic_store(&p->shared->queue_lo, QUEUE_LO_NONE);
     if (pipe2(p->wake, O_NONBLOCK | O_CLOEXEC))
         return CF_EAGAIN;
     if (!o->initializer)

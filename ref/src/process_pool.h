@@ -32,6 +32,28 @@
  * only if it moves the word from QUEUED to RUNNING first (see
  * cf__future_set_claim).
  *
+ * Start order: calls start in the order they were submitted, as from
+ * Python's one call queue: a call never starts while an older one, still
+ * pending and not cancelled, has not, and an idle worker gets the oldest
+ * pending call. Each call has a sequence number (its submission order,
+ * cf_future.seq), stored beside its claim word; the calls that may still
+ * be QUEUED in a worker's ring have increasing numbers (the manager sends
+ * a call to a ring with live calls only if it is younger than all of
+ * them), so before a worker claims a call it looks, in each other block,
+ * only at the first QUEUED word of the ring's window, and at queue_lo, the
+ * oldest call the manager holds back that is older than one sent. If an
+ * older call waits at another worker, it waits for up to ORDER_WAIT_NS for
+ * that worker to start it; if it still waits (its worker runs a long
+ * call), or it waits in the queue or was handed back by this worker, the
+ * worker does not run its call but answers CF__OUT_DEFERRED, leaving the
+ * word QUEUED; the manager takes the call back (cf__future_unclaim) and
+ * queues it again in order, and the worker, free, is sent the oldest
+ * pending call (steal in process_manager.c). A cancelled call is CANCELLED,
+ * not QUEUED: it holds nothing back. The manager moves a call between
+ * rings, or between the queue and a ring, inside an odd `moves` (a
+ * sequence lock the workers read around their look), and lowers queue_lo
+ * before it takes a handed-back call out of its slot.
+ *
  * Outcomes: a worker leaves each call's outcome (CF__OUT_SKIPPED for a call
  * cancelled or revoked) in the call's slot of the shared memory, or, if it
  * does not fit there, sends it on its socket first; then it counts the call
@@ -85,6 +107,9 @@
 #define SLOT_DATA 240
 /* A slot's len when its outcome went on the socket. */
 #define SENT_ON_SOCKET UINT32_MAX
+/* How long a worker waits for an older call queued at another worker to
+ * start before it hands its own back (process_worker.c). */
+#define ORDER_WAIT_NS 50000
 /* How long the manager stays awake, with nothing to do, before it sleeps:
  * about a thread wake-up and a submit, so that the next call of a caller
  * that submits as soon as it has a result finds it awake. */
@@ -94,6 +119,8 @@
  * without waiting for an end of file that a copy of the socket elsewhere
  * (a fork of the program) would hold back. */
 #define QUIT_FRAME "\0\0\0\0"
+/* queue_lo when no call waits in the queue that is older than one sent. */
+#define QUEUE_LO_NONE UINT64_MAX
 /* Octets read from a socket at a time. */
 #define READ_CHUNK 65536
 /* A buffer that grew past this many octets for one large frame is given
@@ -107,22 +134,36 @@
 
 /* One call sent ahead. */
 struct slot {
-    atomic_uint claim; /* enum cf__claim */
     /* Written by the worker before it counts the call done: the octets of
      * the outcome payload in data, or SENT_ON_SOCKET. */
     uint32_t len;
     unsigned char data[SLOT_DATA];
 };
 
-/* A worker's slots; slot number block * DEPTH + i is slots[i]. */
+/* A worker's slots; slot number block * DEPTH + i is slots[i], claims[i]
+ * and seqs[i]. */
 struct block {
     alignas(64) atomic_uint done; /* calls finished, counted by the worker */
+    /* The manager's ring of this block (head | count << 8): the slots
+     * whose calls may be QUEUED, oldest first. */
+    alignas(64) atomic_uint window;
+    atomic_uint claims[DEPTH]; /* enum cf__claim */
+    /* The calls' sequence numbers: written before their words are QUEUED
+     * and increasing along the window among the QUEUED ones. */
+    atomic_uint seqs[DEPTH];
     struct slot slots[DEPTH];
 };
 
 struct shared {
     /* The manager's sleeps, twice: odd while it is asleep in poll(). */
     alignas(64) atomic_uint sleeps;
+    /* Odd while the manager moves a call between rings, or between the
+     * queue and a ring. */
+    alignas(64) atomic_uint moves;
+    /* The sequence number of the queue's head if it is older than a call
+     * sent (a call handed back), else QUEUE_LO_NONE: lowered before such a
+     * call leaves its slot, raised after it is sent again. */
+    atomic_ullong queue_lo;
     struct block blocks[]; /* [max_workers] */
 };
 
@@ -181,6 +222,7 @@ struct worker {
      * DEPTH] uses slot (head + i) % DEPTH of the block; NULL for a call
      * revoked and sent elsewhere, or answered on the socket. */
     cf_future *ring[DEPTH];
+    uint32_t last_seq; /* of the call sent to it last */
     unsigned head, count;
     unsigned live;      /* the non-NULL ones */
     unsigned collected; /* calls collected, to compare with block->done */
@@ -208,6 +250,7 @@ struct process_pool {
     int force_signal;
     bool force_sent;
     atomic_uint events; /* submits and wake-ups, for a lingering manager */
+    uint32_t next_seq;  /* the next call's sequence number */
     int start_state; /* 0 starting, 1 running, -1 the server did not start */
     /* set before the manager starts, read-only after */
     size_t max_workers;
@@ -229,6 +272,8 @@ struct process_pool {
     size_t nworkers, starting;
     bool spawn_failed; /* no more requests until a worker goes */
     int forced; /* the signal the workers were sent: none starts again */
+    uint32_t newest_sent; /* the youngest call's number sent, */
+    bool sent_any;        /* ... once one was */
     struct pollfd *pfds;
     bool finished;
 };
@@ -239,6 +284,16 @@ extern _Thread_local struct process_pool *cf__pp_current_pool;
 static inline struct slot *cf__pp_slot_at(const struct process_pool *p,
                                           size_t slot) {
     return &p->shared->blocks[slot / DEPTH].slots[slot % DEPTH];
+}
+
+static inline atomic_uint *cf__pp_claim_at(const struct process_pool *p,
+                                           size_t slot) {
+    return &p->shared->blocks[slot / DEPTH].claims[slot % DEPTH];
+}
+
+static inline atomic_uint *cf__pp_seq_at(const struct process_pool *p,
+                                         size_t slot) {
+    return &p->shared->blocks[slot / DEPTH].seqs[slot % DEPTH];
 }
 
 /* ---- descriptors and streams (process_io.c) --------------------------- */

@@ -20,9 +20,11 @@
 #include "process_pool.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Replaces b's contents with an outcome frame; a PTR result becomes
@@ -98,8 +100,96 @@ struct worker_self {
     struct block *block; /* NULL until the first call names it */
     unsigned done;       /* calls finished */
     unsigned woke;       /* the manager's sleep it last woke it from */
+    uint32_t deferred;   /* its slots it handed back, perhaps still QUEUED */
     struct cf__buf out;
 };
+
+/* What an older call, pending and not started, is doing. */
+enum older { NO_OLDER, OLDER_ELSEWHERE, OLDER_HELD };
+
+/* Whether a call older than `seq` (in slot `slot`) waits: at another
+ * worker (the first QUEUED word of each other ring's window is its oldest
+ * queued call), or held back by the manager or handed back by this worker
+ * (OLDER_HELD). Inside the manager's `moves` sequence lock, so that a call
+ * moved meanwhile is seen where it was or where it went. */
+static enum older older_waiting(const struct process_pool *p,
+                                const struct worker_self *self, uint32_t slot,
+                                uint32_t seq) {
+    const struct shared *sh = p->shared;
+    size_t own = slot / DEPTH;
+    for (;;) {
+        unsigned moves = atomic_load(&sh->moves);
+        enum older found = NO_OLDER;
+        if (moves % 2 == 0) {
+            for (size_t b = 0; b < p->max_workers && !found; b++) {
+                const struct block *k = &sh->blocks[b];
+                if (b == own)
+                    continue;
+                unsigned window = atomic_load(&k->window);
+                unsigned head = window & 0xff, count = window >> 8;
+                for (unsigned i = 0; i < count && i < DEPTH; i++) {
+                    unsigned pos = (head + i) % DEPTH;
+                    if (atomic_load(&k->claims[pos]) != CF__CLAIM_QUEUED)
+                        continue;
+                    if (cf__seq_before(atomic_load(&k->seqs[pos]), seq))
+                        found = OLDER_ELSEWHERE;
+                    break;
+                }
+            }
+            const struct block *mine = &sh->blocks[own];
+            for (unsigned pos = 0; pos < DEPTH && !found; pos++)
+                if ((self->deferred >> pos & 1) &&
+                    atomic_load(&mine->claims[pos]) == CF__CLAIM_QUEUED &&
+                    cf__seq_before(atomic_load(&mine->seqs[pos]), seq))
+                    found = OLDER_HELD;
+            uint64_t lo = atomic_load(&sh->queue_lo);
+            if (!found && lo != QUEUE_LO_NONE &&
+                cf__seq_before((uint32_t)lo, seq))
+                found = OLDER_HELD;
+            if (atomic_load(&sh->moves) == moves)
+                return found;
+        }
+        sched_yield();
+    }
+}
+
+static long ns_since(const struct timespec *since) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - since->tv_sec) * 1000000000L +
+           (t.tv_nsec - since->tv_nsec);
+}
+
+/* Whether the call in `slot` may start now (it may still be cancelled or
+ * revoked: the claim decides): no older call waits, or one that waits at
+ * another worker started within ORDER_WAIT_NS. False: hand it back. */
+static bool may_start(const struct process_pool *p, struct worker_self *self,
+                      uint32_t slot) {
+    atomic_uint *claim = cf__pp_claim_at(p, slot);
+    uint32_t seq = atomic_load(cf__pp_seq_at(p, slot));
+    struct timespec start;
+    bool timing = false;
+    for (uint32_t pos = 0; pos < DEPTH; pos++)
+        if ((self->deferred >> pos & 1) &&
+            atomic_load(&self->block->claims[pos]) != CF__CLAIM_QUEUED)
+            self->deferred &= ~(UINT32_C(1) << pos); /* taken back */
+    for (;;) {
+        enum older older = older_waiting(p, self, slot, seq);
+        if (older == NO_OLDER)
+            return true;
+        if (older == OLDER_HELD)
+            return false;
+        if (atomic_load(claim) != CF__CLAIM_QUEUED)
+            return true; /* cancelled or revoked: the claim fails */
+        if (!timing) {
+            clock_gettime(CLOCK_MONOTONIC, &start);
+            timing = true;
+        } else if (ns_since(&start) >= ORDER_WAIT_NS) {
+            return false;
+        }
+        sched_yield();
+    }
+}
 
 /* Counts a call done; wakes the manager if it is asleep (and this worker
  * has not woken it from this sleep yet). The count is stored before the
@@ -140,9 +230,13 @@ static void worker_run(const struct process_pool *p, struct stream *in,
     if (block != self->block)
         _exit(BAD_TASK_STATUS);
     unsigned queued = CF__CLAIM_QUEUED;
-    if (atomic_compare_exchange_strong_explicit(
-            &cf__pp_slot_at(p, slot)->claim, &queued, CF__CLAIM_RUNNING,
-            memory_order_acq_rel, memory_order_acquire)) {
+    if (!may_start(p, self, slot)) {
+        /* an older call waits: this one goes back, its word QUEUED */
+        cf__values_free(args, nargs);
+        self->deferred |= UINT32_C(1) << (slot % DEPTH);
+        worker_answer(p, &self->out, slot, CF__OUT_DEFERRED, NULL, NULL);
+    } else if (atomic_compare_exchange_strong(cf__pp_claim_at(p, slot),
+                                              &queued, CF__CLAIM_RUNNING)) {
         cf__call_invoke(fn, args, nargs, &value, &error);
         cf__values_free(args, nargs);
         worker_answer(p, &self->out, slot,
