@@ -429,16 +429,26 @@ static bool flush_all(struct process_pool *p) {
     return left;
 }
 
-/* Sends calls to workers in the order they were submitted: an idle worker
- * first takes back the oldest pending call if it waits at another worker,
- * then the queued calls go out. */
-static void dispatch(struct process_pool *p) {
+/* Gives each idle worker the oldest pending call if it waits at another
+ * worker. */
+static void steal_for_idle(struct process_pool *p) {
     for (size_t i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
         if (can_take(w) && w->live == 0)
             steal(p, w);
     }
+}
+
+/* Sends calls to workers in the order they were submitted: an idle worker
+ * first takes back the oldest pending call if it waits at another worker,
+ * then the queued calls go out; then a worker still idle takes back what
+ * is now the oldest (while a call handed back waited in the queue, a call
+ * younger than it, sent ahead behind a long one, could not be taken; once
+ * the queue is sent it can, and no event may come to prompt it). */
+static void dispatch(struct process_pool *p) {
+    steal_for_idle(p);
     send_all_queued(p);
+    steal_for_idle(p);
     flush_all(p);
 }
 
