@@ -228,8 +228,13 @@ class Shrinker:
         self.sargs.timeout = min(args.timeout, args.shrink_timeout)
         self.n = 0
         self.last = None
+        self.deadline = time.monotonic() + args.shrink_budget
+        self.spent = False
 
     def reproduces(self, head, body):
+        if time.monotonic() > self.deadline:
+            self.spent = True
+            return False
         text = join_scenario(head, body)
         self.n += 1
         path = os.path.join(self.workdir, 'shrink_%d.scenario' % self.n)
@@ -339,10 +344,17 @@ def report(args, seed, text, path, bad, workdir):
         minimal = text
         if not args.no_shrink and o.kind in ('driver-diff', 'model'):
             sh = Shrinker(args, workdir, o)
-            minimal = sh.run(text)
-            if sh.last is not None:
-                o = sh.last
-            print('  shrunk in %d runs to:' % sh.n)
+            head, body = split_scenario(text)
+            if not sh.reproduces(head, body):
+                # a mismatch that comes and goes: shrinking would chase it
+                print('  did not reproduce on a second run (it depends on '
+                      'timing); scenario:')
+            else:
+                minimal = sh.run(text)
+                if sh.last is not None:
+                    o = sh.last
+                print('  shrunk in %d runs%s to:' % (
+                    sh.n, ' (budget spent, not minimal)' if sh.spent else ''))
         else:
             print('  scenario:')
         for ln in minimal.splitlines():
@@ -372,6 +384,9 @@ def main(argv=None):
     ap.add_argument('--pool', choices=['thread', 'process'])
     ap.add_argument('--timeout', type=float, default=20)
     ap.add_argument('--no-shrink', action='store_true')
+    ap.add_argument('--shrink-budget', type=float, default=300,
+                    help='seconds spent shrinking one mismatch at most '
+                    '(default 300)')
     ap.add_argument('--shrink-timeout', type=float, default=8,
                     help='the watchdog limit while shrinking (default 8)')
     ap.add_argument('--generate-only', action='store_true',

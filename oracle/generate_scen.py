@@ -279,6 +279,19 @@ class Gen:
         m.settle()
         return True
 
+    def cancel_rest_certain(self, it, from_task):
+        """Whether closing map `it` (or its raising) cancels a fixed set of
+        its calls from from_task on: not while one may still be queued in
+        reality though the model runs it (started, not confirmed; done, not
+        observed), nor on a process pool, where a queued call may already
+        be on its way to a worker."""
+        for t in it.tasks[from_task:]:
+            if (t.state == 'running' and not t.confirmed or
+                    t.state == 'done' and not t.observed or
+                    t.state == 'queued' and self.kind != 'thread'):
+                return False
+        return True
+
     def map_cancel_rest(self, it, from_task):
         m = self.m
         for t in it.tasks[from_task:]:
@@ -298,13 +311,13 @@ class Gen:
         t, j = it.items[it.pos]
         if t.state in ('queued', 'running'):
             return None
-        it.started = True
-        if t.state == 'cancelled':
-            out = ('exc', 'CancelledError', '')
-        else:
-            out = t.outcome
-            self.m.observe(t)
         ti = it.tasks.index(t)
+        out = ('exc', 'CancelledError', '') if t.state == 'cancelled' else t.outcome
+        if out[0] == 'exc' and not self.cancel_rest_certain(it, ti + 1):
+            return None
+        it.started = True
+        if t.state != 'cancelled':
+            self.m.observe(t)
         if out[0] == 'exc':
             it.dead = True
             self.map_cancel_rest(it, ti + 1)
@@ -324,6 +337,8 @@ class Gen:
                 done = it.pos
                 tasks_done = set(t for t, _ in it.items[:done])
                 idx = len([t for t in it.tasks if t in tasks_done])
+                if not self.cancel_rest_certain(it, idx):
+                    return False
                 self.map_cancel_rest(it, idx)
             it.dead = True
             self.emit('close %s' % it.name, 'ok')
@@ -339,6 +354,8 @@ class Gen:
                 if t.state in ('queued', 'running'):
                     return False
                 if t.state == 'cancelled' or t.outcome[0] == 'exc':
+                    if not self.cancel_rest_certain(it, it.tasks.index(t) + 1):
+                        return False
                     break
             outs = []
             while True:
@@ -352,6 +369,8 @@ class Gen:
         if not it.dead and it.pos < len(it.items) and it.items[it.pos][0].state in ('queued', 'running'):
             return False
         o = self.map_step(it)
+        if o is None:
+            return False
         self.emit('next %s' % it.name, o)
         return True
 
