@@ -1,0 +1,2 @@
+/* placeholder */
+typedef int cf_bench_spin_placeholder;
