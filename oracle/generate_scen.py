@@ -249,7 +249,9 @@ class Gen:
         stmt = 'map %s [%s]%s' % (name, ' '.join('"%s"' % t for _, t in progs),
                                   ''.join(' ' + o for o in opts))
         if self.kind == 'process' and chunk < 1:
-            self.emit(stmt, "raises ValueError 'chunksize must be >= 1.'")
+            # after 'end' a map must expect its error (the language's rule)
+            self.emit(stmt, "raises ValueError 'chunksize must be >= 1.'",
+                      self.m.ended)
             self.burned.add(name)
             return True
         if not self.pool_usable() and n > 0:
@@ -568,11 +570,22 @@ class Gen:
             h.state = 'done'
             h.outcome = out
             self.emit(stmt, 'ok')
-            m.fire_sync(h)
-            m.settle()
+            self.finish_hand(h)
         else:
             self.emit(stmt, 'raises InvalidStateError', force=True)
         return True
+
+    def finish_hand(self, h):
+        """h was just finished by the script: its callbacks run in the
+        script's thread, after the waiters were woken, so a task that
+        waited on h may finish and run its own callbacks first."""
+        m = self.m
+        had_callbacks = bool(h.callbacks)
+        m.fire_sync(h)
+        logged = len(m.cb_log)
+        m.settle()
+        if had_callbacks and len(m.cb_log) > logged:
+            m.cb_known = False
 
     def act_callback(self):
         r, m = self.r, self.m
@@ -849,8 +862,7 @@ class Gen:
                 h.state = 'done'
                 h.outcome = ('value', 'None')
                 self.emit('set_result %s None' % h.name, 'ok')
-                m.fire_sync(h)
-                m.settle()
+                self.finish_hand(h)
         for g in sorted(self.waited_gates):
             if not m.gate_open(g):
                 m.open_gates.add(g)

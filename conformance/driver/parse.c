@@ -1107,7 +1107,7 @@ static bool statement_line(parser *p, size_t off) {
     sc_stmt *s;
     size_t k, tend;
     args a;
-    bool ok;
+    bool ok, was_ended;
 
     if (!sc_lex(p->line + off, p->linelen - off, SC_LX_STMT, &toks, &d))
         return err_diag(p, off, &d);
@@ -1167,6 +1167,7 @@ static bool statement_line(parser *p, size_t off) {
         goto out;
     }
     s->verb = verbs[k].verb;
+    was_ended = p->ended;
     if (!split_args(p, &toks, &a) || !stmt_args(p, &toks.v[0], &a, s))
         goto out;
     tend = off + toks.rest;
@@ -1181,6 +1182,14 @@ static bool statement_line(parser *p, size_t off) {
                                    p->linelen - off - toks.rest - 2,
                                    off + toks.rest + 2, &s->expected))
         goto out;
+    /* after 'end' a submit or map only shows the error it gets */
+    if (was_ended && (s->verb == SC_SUBMIT || s->verb == SC_MAP) &&
+        (!s->expected || strncmp(s->expected, "raises ", 7) != 0)) {
+        err(p, toks.v[0].off,
+            "the pool is used after 'end' (only a submit or map expecting "
+            "the error may follow)");
+        goto out;
+    }
     ok = true;
 out:
     sc_tokens_free(&toks);
